@@ -1,0 +1,45 @@
+# Sluice — build, demo, test, bench.
+GO        ?= go
+BIN       := bin/sluice
+PKGS      := ./...
+TEST_FLAGS ?= -timeout 25m
+
+.PHONY: all build demo test unit integration deps vet fuzz bench soak clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sluice
+
+# The whole pipeline on this machine: embedded broker, generator, local
+# warehouse. Stops after 200k events and prints how to look at the table.
+demo: build
+	./$(BIN) demo --dir ./sluice-demo --events 200000
+
+# Installs what is missing, then runs every test.
+test: deps vet
+	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+unit: vet
+	$(GO) test -short $(TEST_FLAGS) $(PKGS)
+
+deps:
+	@scripts/install-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Short coverage-guided runs of every decoder fuzz target.
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./ingest/parse/
+
+bench: build
+	./$(BIN) bench
+
+# The long crash loops.
+soak:
+	SLUICE_SOAK=1 $(GO) test -timeout 120m -run 'Crash' -v ./integration/
+
+clean:
+	rm -rf bin sluice-demo

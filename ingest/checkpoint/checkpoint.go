@@ -1,0 +1,126 @@
+// Package checkpoint holds the messages of the commit protocol: the source
+// positions a checkpoint covers and what each writer sealed for it. Sources,
+// writers and the committer all speak these types, and nothing else of each
+// other.
+package checkpoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+
+	"github.com/apache/iceberg-go"
+)
+
+// Positions maps topic → partition → the next offset to read.
+type Positions map[string]map[int32]int64
+
+// Set records next as the position of a partition.
+func (p Positions) Set(topic string, partition int32, next int64) {
+	m := p[topic]
+	if m == nil {
+		m = map[int32]int64{}
+		p[topic] = m
+	}
+	m[partition] = next
+}
+
+// Get returns the position of a partition.
+func (p Positions) Get(topic string, partition int32) (int64, bool) {
+	v, ok := p[topic][partition]
+	return v, ok
+}
+
+// Merge overwrites p's positions with o's, partition by partition.
+func (p Positions) Merge(o Positions) {
+	for t, parts := range o {
+		for part, off := range parts {
+			p.Set(t, part, off)
+		}
+	}
+}
+
+// Clone returns a deep copy.
+func (p Positions) Clone() Positions {
+	out := make(Positions, len(p))
+	for t, parts := range p {
+		out[t] = maps.Clone(parts)
+	}
+	return out
+}
+
+// Count is the number of partitions held.
+func (p Positions) Count() int {
+	n := 0
+	for _, parts := range p {
+		n += len(parts)
+	}
+	return n
+}
+
+// Encode renders positions as JSON for a snapshot summary:
+// {"topic":{"0":123,"1":456}}.
+func (p Positions) Encode() string {
+	out := make(map[string]map[string]int64, len(p))
+	for t, parts := range p {
+		m := make(map[string]int64, len(parts))
+		for part, off := range parts {
+			m[strconv.Itoa(int(part))] = off
+		}
+		out[t] = m
+	}
+	b, _ := json.Marshal(out) // maps of strings and ints always marshal
+	return string(b)
+}
+
+// DecodePositions parses Encode's output.
+func DecodePositions(s string) (Positions, error) {
+	var raw map[string]map[string]int64
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf("decode positions: %w", err)
+	}
+	p := Positions{}
+	for t, parts := range raw {
+		for k, off := range parts {
+			part, err := strconv.ParseInt(k, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("decode positions: partition %q of %s: %w", k, t, err)
+			}
+			p.Set(t, int32(part), off)
+		}
+	}
+	return p, nil
+}
+
+// Counts are the records a writer handled, by outcome.
+type Counts struct {
+	Read         int64 // records taken from the source
+	DeadLettered int64 // records sent to the dead-letter destination
+	Filtered     int64 // records the ETL filter dropped
+	Written      int64 // rows written to data files
+}
+
+// Add accumulates o into c.
+func (c *Counts) Add(o Counts) {
+	c.Read += o.Read
+	c.DeadLettered += o.DeadLettered
+	c.Filtered += o.Filtered
+	c.Written += o.Written
+}
+
+// DataWritten is one writer's share of a checkpoint: the files it sealed and
+// the positions up to which its partitions were processed when the barrier
+// reached it.
+type DataWritten struct {
+	Stream     string
+	Checkpoint int64
+	Worker     int
+	Files      []iceberg.DataFile
+	Positions  Positions
+	// MaxEventTime is the largest event time seen (microseconds), 0 if none.
+	MaxEventTime int64
+	Counts       Counts
+	// Bytes is the total size of Files.
+	Bytes int64
+}

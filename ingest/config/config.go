@@ -1,0 +1,571 @@
+// Package config loads and validates a pipeline file: one YAML document that
+// names the Kafka cluster, the catalog, the checkpoint cadence and every
+// stream with its columns, ETL and table. Unknown keys and bad values are
+// refused with the dotted key path that holds them; defaults live in one place
+// (applyDefaults).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/ingest/etl"
+	"github.com/sluicehq/sluice/ingest/schema"
+)
+
+// Pipeline is a whole pipeline file.
+type Pipeline struct {
+	// Name identifies the pipeline. It prefixes consumer group IDs and the
+	// commit tokens stored in table snapshots. Required.
+	Name string `yaml:"name"`
+	// Kafka is the cluster streams read from.
+	Kafka Kafka `yaml:"kafka"`
+	// Catalog is where Iceberg tables are registered.
+	Catalog Catalog `yaml:"catalog"`
+	// Checkpoint sets how often data becomes visible and how failures escalate.
+	Checkpoint Checkpoint `yaml:"checkpoint"`
+	// Writer tunes the Parquet files.
+	Writer Writer `yaml:"writer"`
+	// DeadLetter is where records that cannot be ingested go.
+	DeadLetter DeadLetter `yaml:"dead_letter"`
+	// MemoryBudget bounds the memory of buffered records and open files
+	// (default 512MiB). Fetching pauses and files close early to stay inside it.
+	MemoryBudget ByteSize `yaml:"memory_budget"`
+	// Streams are the independent flows from topics to tables.
+	Streams []Stream `yaml:"streams"`
+}
+
+// Kafka is the source cluster.
+type Kafka struct {
+	// Brokers are seed addresses, host:port. Required.
+	Brokers []string `yaml:"brokers"`
+	// ClientID is sent to the brokers (default "sluice").
+	ClientID string `yaml:"client_id"`
+	// GroupPrefix prefixes consumer group IDs, which are
+	// <group_prefix><pipeline>.<stream> (default "sluice.").
+	GroupPrefix string `yaml:"group_prefix"`
+	// StartOffset is where to begin in partitions a table has no position for:
+	// "earliest" (default) or "latest".
+	StartOffset string `yaml:"start_offset"`
+	// FetchMaxBytes caps one fetch response (default 32MiB, bounded by memory_budget/4).
+	FetchMaxBytes ByteSize `yaml:"fetch_max_bytes"`
+	// SASL authenticates to the brokers.
+	SASL SASL `yaml:"sasl"`
+	// TLS encrypts connections to the brokers.
+	TLS TLS `yaml:"tls"`
+}
+
+// SASL is broker authentication. Use ${ENV_VAR} for the password.
+type SASL struct {
+	// Mechanism is "plain", "scram-sha-256" or "scram-sha-512"; empty disables SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// TLS configures encrypted broker connections.
+type TLS struct {
+	// Enabled turns TLS on, with the system roots unless CAFile is set.
+	Enabled bool `yaml:"enabled"`
+	// CAFile, CertFile and KeyFile are PEM files; the pair enables mutual TLS.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the broker certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// Catalog is an Iceberg SQL catalog.
+type Catalog struct {
+	// Type of catalog; only "sql" is supported (default).
+	Type string `yaml:"type"`
+	// URI is a SQLite file ("sqlite:///var/lib/sluice/catalog.db" or a plain
+	// path) or a PostgreSQL URL ("postgres://user:pass@host/db"). Required.
+	URI string `yaml:"uri"`
+	// Warehouse is the root of new tables' locations, e.g.
+	// "file:///var/lib/sluice/warehouse". Required.
+	Warehouse string `yaml:"warehouse"`
+	// Name is the catalog name stored with every table (default "sluice").
+	Name string `yaml:"name"`
+}
+
+// Checkpoint sets the commit cadence.
+type Checkpoint struct {
+	// Interval between checkpoints, i.e. how fresh tables are (default 1m, at least 100ms).
+	Interval Duration `yaml:"interval"`
+	// CommitFailureTimeout is how long commits may keep failing before the
+	// daemon exits non-zero so its supervisor notices (default 10m).
+	CommitFailureTimeout Duration `yaml:"commit_failure_timeout"`
+	// ShutdownTimeout bounds the last checkpoint on SIGTERM (default 25s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Writer tunes data files.
+type Writer struct {
+	// TargetFileSize rolls a file once it has written about this much (default 256MiB).
+	TargetFileSize ByteSize `yaml:"target_file_size"`
+	// RowGroupSize flushes a row group once this much is buffered (default 16MiB).
+	RowGroupSize ByteSize `yaml:"row_group_size"`
+	// Compression codec: "zstd" (default), "snappy", "gzip" or "none".
+	Compression string `yaml:"compression"`
+	// Workers decode and write in parallel; Kafka partitions are spread over
+	// them (default: the number of CPUs).
+	Workers int `yaml:"workers"`
+	// MaxOpenFiles caps files open at once per worker (default 64). The least
+	// recently written file is closed early beyond it; it is still committed
+	// at the next checkpoint.
+	MaxOpenFiles int `yaml:"max_open_files"`
+}
+
+// DeadLetter receives records that cannot be ingested, with the reason and
+// their source topic, partition and offset. Exactly one of Topic and File.
+type DeadLetter struct {
+	// Topic is a Kafka topic on the source cluster.
+	Topic string `yaml:"topic"`
+	// File is a local JSON-lines file.
+	File string `yaml:"file"`
+	// MaxValueBytes keeps at most this much of each record value (default 1MiB).
+	MaxValueBytes ByteSize `yaml:"max_value_bytes"`
+}
+
+// Stream reads topics into one table.
+type Stream struct {
+	// Name is unique in the pipeline; it names the consumer group and metrics. Required.
+	Name string `yaml:"name"`
+	// Topics to read. Exactly one of Topics and TopicRegex.
+	Topics []string `yaml:"topics"`
+	// TopicRegex reads every matching topic, including ones created later.
+	TopicRegex string `yaml:"topic_regex"`
+	// Format of record values; only "json" is supported (default).
+	Format string `yaml:"format"`
+	// MaxRecordBytes dead-letters larger records (default 1MiB).
+	MaxRecordBytes ByteSize `yaml:"max_record_bytes"`
+	// Columns declare the decoded fields. Required.
+	Columns []Column `yaml:"columns"`
+	// EventTime names the column holding each record's event time. Required.
+	EventTime string `yaml:"event_time"`
+	// ETL transforms decoded rows.
+	ETL etl.Config `yaml:"etl"`
+	// Table is the destination.
+	Table Table `yaml:"table"`
+}
+
+// Column is one decoded field.
+type Column struct {
+	// Name is the JSON key and the column name. Required.
+	Name string `yaml:"name"`
+	// Type, e.g. string, int64, decimal(12,2), timestamptz(ms), list<string>. Required.
+	Type string `yaml:"type"`
+	// Required dead-letters records where the field is missing or null.
+	Required bool `yaml:"required"`
+}
+
+// Table is an Iceberg table.
+type Table struct {
+	// Name is "namespace.table". Required.
+	Name string `yaml:"name"`
+	// Partition lists partition fields over output columns: "hour(col)",
+	// "day(col)", "month(col)", "year(col)", "bucket(N, col)", "identity(col)"
+	// or a bare column name (identity).
+	Partition []string `yaml:"partition"`
+	// Properties are set on the table when it is created.
+	Properties map[string]string `yaml:"properties"`
+}
+
+// Load reads, expands ${ENV} references in, decodes, defaults and validates
+// a pipeline file.
+func Load(path string) (*Pipeline, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(raw)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse is Load on bytes.
+func Parse(raw []byte) (*Pipeline, error) {
+	var missing []string
+	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		name := string(envRef.FindSubmatch(m)[1])
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("config refers to unset environment variables: %s", strings.Join(missing, ", "))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(expanded, &doc); err != nil {
+		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, errors.New("config is empty")
+	}
+	if errs := checkKeys(doc.Content[0], reflect.TypeFor[Pipeline](), ""); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var p Pipeline
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	p.applyDefaults()
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+)
+
+// checkKeys walks the document beside the Go type and reports every key the
+// type does not have, with its dotted path and line, so a typo is found
+// before anything starts.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) []error {
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var errs []error
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+				return nil
+			}
+			return []error{fmt.Errorf("%s: want a mapping (line %d)", orRoot(path), n.Line)}
+		}
+		fields := map[string]reflect.StructField{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				fields[name] = f
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f, ok := fields[k.Value]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", join(path, k.Value), k.Line))
+				continue
+			}
+			errs = append(errs, checkKeys(v, f.Type, join(path, k.Value))...)
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, c := range n.Content {
+				errs = append(errs, checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				errs = append(errs, checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))...)
+			}
+		}
+	}
+	return errs
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+// Defaults.
+const (
+	DefaultMemoryBudget         = 512 << 20
+	DefaultCheckpointInterval   = time.Minute
+	MinCheckpointInterval       = 100 * time.Millisecond
+	DefaultCommitFailureTimeout = 10 * time.Minute
+	DefaultShutdownTimeout      = 25 * time.Second
+	DefaultTargetFileSize       = 256 << 20
+	DefaultRowGroupSize         = 16 << 20
+	DefaultMaxOpenFiles         = 64
+	DefaultMaxRecordBytes       = 1 << 20
+	DefaultFetchMaxBytes        = 32 << 20
+)
+
+func (p *Pipeline) applyDefaults() {
+	if p.MemoryBudget == 0 {
+		p.MemoryBudget = DefaultMemoryBudget
+	}
+	k := &p.Kafka
+	if k.ClientID == "" {
+		k.ClientID = "sluice"
+	}
+	if k.GroupPrefix == "" {
+		k.GroupPrefix = "sluice."
+	}
+	if k.StartOffset == "" {
+		k.StartOffset = "earliest"
+	}
+	if k.FetchMaxBytes == 0 {
+		k.FetchMaxBytes = min(DefaultFetchMaxBytes, p.MemoryBudget/4)
+	}
+	c := &p.Catalog
+	if c.Type == "" {
+		c.Type = "sql"
+	}
+	if c.Name == "" {
+		c.Name = "sluice"
+	}
+	cp := &p.Checkpoint
+	if cp.Interval == 0 {
+		cp.Interval = Duration(DefaultCheckpointInterval)
+	}
+	if cp.CommitFailureTimeout == 0 {
+		cp.CommitFailureTimeout = Duration(DefaultCommitFailureTimeout)
+	}
+	if cp.ShutdownTimeout == 0 {
+		cp.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	w := &p.Writer
+	if w.TargetFileSize == 0 {
+		w.TargetFileSize = DefaultTargetFileSize
+	}
+	if w.RowGroupSize == 0 {
+		w.RowGroupSize = DefaultRowGroupSize
+	}
+	if w.Compression == "" {
+		w.Compression = "zstd"
+	}
+	if w.Workers == 0 {
+		w.Workers = runtime.GOMAXPROCS(0)
+	}
+	if w.MaxOpenFiles == 0 {
+		w.MaxOpenFiles = DefaultMaxOpenFiles
+	}
+	if p.DeadLetter.MaxValueBytes == 0 {
+		p.DeadLetter.MaxValueBytes = 1 << 20
+	}
+	for i := range p.Streams {
+		s := &p.Streams[i]
+		if s.Format == "" {
+			s.Format = "json"
+		}
+		if s.MaxRecordBytes == 0 {
+			s.MaxRecordBytes = DefaultMaxRecordBytes
+		}
+	}
+}
+
+// Validate reports every invalid value with its key path.
+func (p *Pipeline) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if p.Name == "" {
+		bad("name", "required")
+	} else if !validName.MatchString(p.Name) {
+		bad("name", "%q may hold only letters, digits, '_', '-' and '.'", p.Name)
+	}
+	if p.MemoryBudget < 64<<20 {
+		bad("memory_budget", "%s is below the minimum 64MiB", p.MemoryBudget)
+	}
+	if len(p.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker is required")
+	}
+	for i, b := range p.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if s := p.Kafka.StartOffset; s != "earliest" && s != "latest" {
+		bad("kafka.start_offset", "%q is not earliest or latest", s)
+	}
+	switch p.Kafka.SASL.Mechanism {
+	case "", "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		bad("kafka.sasl.mechanism", "%q is not plain, scram-sha-256 or scram-sha-512", p.Kafka.SASL.Mechanism)
+	}
+	if p.Kafka.SASL.Mechanism != "" && p.Kafka.SASL.Username == "" {
+		bad("kafka.sasl.username", "required with a SASL mechanism")
+	}
+	if (p.Kafka.TLS.CertFile == "") != (p.Kafka.TLS.KeyFile == "") {
+		bad("kafka.tls", "cert_file and key_file go together")
+	}
+	if p.Catalog.Type != "sql" {
+		bad("catalog.type", "%q is not supported (want sql)", p.Catalog.Type)
+	}
+	if p.Catalog.URI == "" {
+		bad("catalog.uri", "required (a SQLite path or a postgres:// URL)")
+	}
+	if p.Catalog.Warehouse == "" {
+		bad("catalog.warehouse", "required (e.g. file:///var/lib/sluice/warehouse)")
+	}
+	if iv := p.Checkpoint.Interval.D(); iv < MinCheckpointInterval {
+		bad("checkpoint.interval", "%s is below the minimum %s", iv, MinCheckpointInterval)
+	}
+	if p.Checkpoint.CommitFailureTimeout.D() < p.Checkpoint.Interval.D() {
+		bad("checkpoint.commit_failure_timeout", "%s is shorter than checkpoint.interval", p.Checkpoint.CommitFailureTimeout)
+	}
+	if p.Writer.TargetFileSize < 1<<20 {
+		bad("writer.target_file_size", "%s is below the minimum 1MiB", p.Writer.TargetFileSize)
+	}
+	if p.Writer.RowGroupSize < 64<<10 {
+		bad("writer.row_group_size", "%s is below the minimum 64KiB", p.Writer.RowGroupSize)
+	}
+	switch p.Writer.Compression {
+	case "zstd", "snappy", "gzip", "none":
+	default:
+		bad("writer.compression", "%q is not zstd, snappy, gzip or none", p.Writer.Compression)
+	}
+	if p.Writer.Workers < 1 || p.Writer.Workers > 256 {
+		bad("writer.workers", "%d is outside 1..256", p.Writer.Workers)
+	}
+	if p.Writer.MaxOpenFiles < 1 {
+		bad("writer.max_open_files", "%d must be at least 1", p.Writer.MaxOpenFiles)
+	}
+	if (p.DeadLetter.Topic == "") == (p.DeadLetter.File == "") {
+		bad("dead_letter", "set exactly one of topic and file")
+	}
+	if len(p.Streams) == 0 {
+		bad("streams", "at least one stream is required")
+	}
+	names, tables := map[string]bool{}, map[string]int{}
+	for i := range p.Streams {
+		s := &p.Streams[i]
+		path := fmt.Sprintf("streams[%d]", i)
+		if s.Name == "" {
+			bad(path+".name", "required")
+		} else if !validName.MatchString(s.Name) {
+			bad(path+".name", "%q may hold only letters, digits, '_', '-' and '.'", s.Name)
+		} else if names[s.Name] {
+			bad(path+".name", "%q is used by another stream", s.Name)
+		}
+		names[s.Name] = true
+		if prev, ok := tables[s.Table.Name]; ok && s.Table.Name != "" {
+			bad(path+".table.name", "%q is also written by streams[%d]; one stream per table", s.Table.Name, prev)
+		}
+		tables[s.Table.Name] = i
+		errs = append(errs, s.validate(path)...)
+	}
+	return errors.Join(errs...)
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// InputSchema is the schema of decoded records.
+func (s *Stream) InputSchema() (schema.Schema, error) {
+	var out schema.Schema
+	var errs []error
+	for i, c := range s.Columns {
+		t, err := schema.ParseType(c.Type)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("columns[%d].type: %w", i, err))
+			continue
+		}
+		out.Fields = append(out.Fields, schema.Field{Name: c.Name, Type: t, Required: c.Required})
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *Stream) validate(path string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, key, fmt.Sprintf(format, args...)))
+	}
+	if (len(s.Topics) == 0) == (s.TopicRegex == "") {
+		bad("topics", "set exactly one of topics and topic_regex")
+	}
+	if s.TopicRegex != "" {
+		if _, err := regexp.Compile(s.TopicRegex); err != nil {
+			bad("topic_regex", "%v", err)
+		}
+	}
+	if s.Format != "json" {
+		bad("format", "%q is not supported (want json)", s.Format)
+	}
+	if s.MaxRecordBytes < 64 {
+		bad("max_record_bytes", "%s is below the minimum 64 bytes", s.MaxRecordBytes)
+	}
+	if len(s.Columns) == 0 {
+		bad("columns", "at least one column is required")
+	}
+	seen := map[string]bool{}
+	for i, c := range s.Columns {
+		switch {
+		case c.Name == "":
+			bad(fmt.Sprintf("columns[%d].name", i), "required")
+		case seen[c.Name]:
+			bad(fmt.Sprintf("columns[%d].name", i), "%q is declared twice", c.Name)
+		}
+		seen[c.Name] = true
+		if c.Type == "" {
+			bad(fmt.Sprintf("columns[%d].type", i), "required")
+		}
+	}
+	in, err := s.InputSchema()
+	if err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("%s.%w", path, e))
+		}
+		return errs
+	}
+	if s.EventTime == "" {
+		bad("event_time", "required: name the column holding the event time")
+	} else if f, ok := in.Field(s.EventTime); !ok {
+		bad("event_time", "no column %q", s.EventTime)
+	} else if k := f.Type.Kind; !f.Type.IsTimestamp() && k != schema.KindInt64 && k != schema.KindDate {
+		bad("event_time", "column %q is %s; want timestamp, timestamptz, date or int64 (epoch milliseconds)", s.EventTime, f.Type)
+	}
+	out := in
+	if !s.ETL.IsZero() {
+		prog, err := etl.New(s.ETL, in)
+		if err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("%s.etl.%w", path, e))
+			}
+			return errs
+		}
+		out = prog.Output()
+	}
+	if s.Table.Name == "" {
+		bad("table.name", "required (namespace.table)")
+	} else if ns, name, ok := strings.Cut(s.Table.Name, "."); !ok || ns == "" || name == "" || strings.Contains(name, ".") {
+		bad("table.name", "%q is not namespace.table", s.Table.Name)
+	}
+	for i, expr := range s.Table.Partition {
+		if _, err := ParsePartitionField(expr, out); err != nil {
+			bad(fmt.Sprintf("table.partition[%d]", i), "%v", err)
+		}
+	}
+	return errs
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

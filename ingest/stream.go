@@ -1,0 +1,433 @@
+// Package ingest is the pipeline runtime of one stream: it reads Kafka
+// topics with a consumer group, decodes and transforms records on parallel
+// workers, hands rows to table writers, and passes checkpoint barriers
+// through so each checkpoint's files and positions reach the committer
+// together. Committing, catalogs and file formats live in sinks/.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicehq/sluice/ingest/checkpoint"
+	"github.com/sluicehq/sluice/ingest/config"
+	"github.com/sluicehq/sluice/ingest/deadletter"
+	"github.com/sluicehq/sluice/ingest/etl"
+	"github.com/sluicehq/sluice/ingest/schema"
+)
+
+// TableWriter receives a worker's rows for its table (sinks/iceberg.Writer).
+type TableWriter interface {
+	// Write adds a row to the file of its partition; the row's byte slices
+	// stay valid until Flush.
+	Write(key []byte, row parquet.Row, eventTime int64) error
+	// Flush writes gathered rows so their memory can be reused.
+	Flush() error
+	// Seal closes every file and returns the files sealed since the last Seal.
+	Seal() ([]iceberg.DataFile, int64, error)
+}
+
+// Partitioner computes the partition key of a row.
+type Partitioner interface {
+	AppendKey(buf []byte, row parquet.Row) []byte
+}
+
+// Submitter takes a worker's part of a checkpoint (sinks/iceberg.Committer).
+type Submitter interface {
+	Submit(ctx context.Context, dw checkpoint.DataWritten) error
+}
+
+// DeadLetters keeps records that cannot be ingested.
+type DeadLetters interface {
+	Put(ctx context.Context, e deadletter.Entry) error
+	Flush(ctx context.Context) error
+}
+
+// Options wire a Stream.
+type Options struct {
+	Pipeline *config.Pipeline
+	Stream   config.Stream
+	// Input is the layout of decoded records; Output the layout of table rows
+	// (equal to Input when there is no ETL).
+	Input, Output *schema.Layout
+	// Program is the compiled ETL, nil when the stream has none.
+	Program     *etl.Program
+	Partitioner Partitioner
+	// NewWriter makes the table writer of one worker.
+	NewWriter func(worker int) (TableWriter, error)
+	// Start is what the table recorded: resume positions and the last checkpoint.
+	StartPositions  checkpoint.Positions
+	StartCheckpoint int64
+	Committer       Submitter
+	DeadLetters     DeadLetters
+	// KafkaOpts connect to the cluster (seeds, TLS, SASL); the stream adds
+	// its group and topics.
+	KafkaOpts []kgo.Opt
+	// InstanceID makes the daemon a static group member, so a restarted
+	// daemon takes over its partitions without waiting for a session timeout.
+	InstanceID string
+	Logger     *slog.Logger
+	Metrics    *Metrics
+}
+
+// Stats are live counters of a stream, for progress displays.
+type Stats struct {
+	Read, Written, DeadLettered, Filtered int64
+	Committed, CommittedFiles             int64
+	Lag                                   int64
+	Checkpoint                            int64
+	LastCommit                            time.Time
+	Positions                             checkpoint.Positions
+}
+
+// Stream runs one stream. It owns its Kafka client, poll loop, workers and
+// checkpoint ticker; all stop when Run returns.
+type Stream struct {
+	opts    Options
+	cfg     config.Stream
+	log     *slog.Logger
+	workers []*worker
+
+	nextCheckpoint int64 // owned by the ticker goroutine
+
+	mu        sync.Mutex
+	committed checkpoint.Positions // positions of the last commit
+	acked     int64
+	ackedCh   chan struct{} // closed and replaced on every ack
+	stats     Stats
+	lag       map[topicPartition]int64
+	running   atomic.Bool
+	client    atomic.Pointer[kgo.Client]
+	failed    chan struct{}
+	failErr   error
+
+	read, written, dead, filtered atomic.Int64
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// ErrAssignmentChanged stops a stream whose partitions were taken away while
+// it had uncommitted data; the daemon restarts from the table positions.
+var ErrAssignmentChanged = errors.New("partitions were revoked from this daemon while it ran; restarting from the positions in the table (run one daemon per stream's consumer group)")
+
+// NewStream validates the wiring; it starts nothing.
+func NewStream(opts Options) (*Stream, error) {
+	switch {
+	case opts.Pipeline == nil, opts.Input == nil, opts.Output == nil, opts.Partitioner == nil,
+		opts.NewWriter == nil, opts.Committer == nil, opts.DeadLetters == nil, opts.Metrics == nil:
+		return nil, errors.New("ingest: incomplete stream options")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StartPositions == nil {
+		opts.StartPositions = checkpoint.Positions{}
+	}
+	s := &Stream{
+		opts: opts, cfg: opts.Stream, log: opts.Logger.With("stream", opts.Stream.Name),
+		nextCheckpoint: opts.StartCheckpoint + 1, committed: opts.StartPositions.Clone(),
+		acked: opts.StartCheckpoint, ackedCh: make(chan struct{}), lag: map[topicPartition]int64{},
+	}
+	s.stats.Checkpoint = opts.StartCheckpoint
+	s.stats.Positions = opts.StartPositions.Clone()
+	n := opts.Pipeline.Writer.Workers
+	for i := range n {
+		w, err := newWorker(s, i)
+		if err != nil {
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
+	}
+	return s, nil
+}
+
+// Name is the stream's name.
+func (s *Stream) Name() string { return s.cfg.Name }
+
+// Stats returns a snapshot of the stream's counters.
+func (s *Stream) Stats() Stats {
+	s.mu.Lock()
+	st := s.stats
+	st.Positions = s.stats.Positions.Clone()
+	var lag int64
+	for _, l := range s.lag {
+		lag += l
+	}
+	st.Lag = lag
+	s.mu.Unlock()
+	st.Read, st.Written, st.DeadLettered, st.Filtered = s.read.Load(), s.written.Load(), s.dead.Load(), s.filtered.Load()
+	return st
+}
+
+// Committed is called by the committer after each checkpoint of this stream
+// is committed. Only now are consumer-group offsets committed, for lag
+// monitoring; they are never read back as positions.
+func (s *Stream) Committed(cp checkpoint.DataWritten, snapshotID int64) {
+	s.mu.Lock()
+	s.committed.Merge(cp.Positions)
+	s.acked = cp.Checkpoint
+	close(s.ackedCh)
+	s.ackedCh = make(chan struct{})
+	s.stats.Checkpoint = cp.Checkpoint
+	s.stats.Committed += cp.Counts.Written
+	s.stats.CommittedFiles += int64(len(cp.Files))
+	s.stats.LastCommit = time.Now()
+	s.stats.Positions.Merge(cp.Positions)
+	pos := s.committed.Clone()
+	s.mu.Unlock()
+	s.opts.Metrics.records.WithLabelValues(s.cfg.Name, "committed").Add(float64(cp.Counts.Written))
+	if cl := s.client.Load(); cl != nil {
+		offsets := map[string]map[int32]kgo.EpochOffset{}
+		for topic, parts := range pos {
+			m := map[int32]kgo.EpochOffset{}
+			for p, off := range parts {
+				m[p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			}
+			offsets[topic] = m
+		}
+		cl.CommitOffsets(context.Background(), offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				s.log.Warn("group offset commit failed (lag metrics only; positions are in the table)", "err", err)
+			}
+		})
+	}
+	s.log.Debug("checkpoint committed", "checkpoint", cp.Checkpoint, "files", len(cp.Files), "records", cp.Counts.Written, "snapshot", snapshotID)
+}
+
+func (s *Stream) waitAcked(ctx context.Context, n int64) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.acked >= n, s.ackedCh
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// GroupID is the consumer group of the stream.
+func (s *Stream) GroupID() string {
+	return s.opts.Pipeline.Kafka.GroupPrefix + s.opts.Pipeline.Name + "." + s.cfg.Name
+}
+
+func (s *Stream) clientOpts() []kgo.Opt {
+	opts := append([]kgo.Opt(nil), s.opts.KafkaOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(s.GroupID()),
+		kgo.DisableAutoCommit(),
+		kgo.FetchMaxBytes(int32(s.opts.Pipeline.Kafka.FetchMaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(min(s.opts.Pipeline.Kafka.FetchMaxBytes, 8<<20))),
+		kgo.AdjustFetchOffsetsFn(s.adjustOffsets),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onRevoked),
+	)
+	if s.opts.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(s.opts.InstanceID))
+	}
+	if s.cfg.TopicRegex != "" {
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(s.cfg.TopicRegex))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(s.cfg.Topics...))
+	}
+	if s.opts.Pipeline.Kafka.StartOffset == "latest" {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	} else {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	}
+	return opts
+}
+
+// adjustOffsets replaces the group's offsets with the table's positions: the
+// table is the truth, since only what it committed is in the lake.
+func (s *Stream) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := kgo.NewOffset().AtStart()
+	if s.opts.Pipeline.Kafka.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	for topic, parts := range offsets {
+		for p := range parts {
+			if pos, ok := s.committed.Get(topic, p); ok {
+				parts[p] = kgo.NewOffset().At(pos)
+			} else {
+				parts[p] = start
+			}
+		}
+	}
+	return offsets, nil
+}
+
+func (s *Stream) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if !s.running.Load() || len(revoked) == 0 {
+		return
+	}
+	s.log.Error("partitions revoked while running", "partitions", fmt.Sprint(revoked))
+	s.fail(ErrAssignmentChanged)
+}
+
+func (s *Stream) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failErr == nil {
+		s.failErr = err
+		close(s.failed)
+	}
+}
+
+// Run reads until ctx ends, then stops polling, takes a last checkpoint,
+// waits (up to checkpoint.shutdown_timeout) for it to commit, and returns.
+func (s *Stream) Run(ctx context.Context) error {
+	s.failed = make(chan struct{})
+	cl, err := kgo.NewClient(s.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("stream %s: kafka client: %w", s.cfg.Name, err)
+	}
+	defer cl.Close()
+	s.client.Store(cl)
+	defer s.client.Store(nil)
+	s.running.Store(true)
+	defer s.running.Store(false)
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	g, gctx := errgroup.WithContext(workCtx)
+	for _, w := range s.workers {
+		g.Go(func() error { return w.run(gctx, cl) })
+	}
+	pollCtx, stopPoll := context.WithCancel(gctx)
+	defer stopPoll()
+	pollDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(pollDone)
+		return s.poll(pollCtx, cl)
+	})
+	g.Go(func() error {
+		defer stopWork()
+		t := time.NewTicker(s.opts.Pipeline.Checkpoint.Interval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-s.failed:
+				return s.failErr
+			case <-t.C:
+				s.barrier()
+			case <-ctx.Done():
+				return s.drain(gctx, stopPoll, pollDone)
+			}
+		}
+	})
+	err = g.Wait()
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+	}
+	return nil
+}
+
+// drain is the soft stop: no more polling, one last barrier, wait for its commit.
+func (s *Stream) drain(ctx context.Context, stopPoll func(), pollDone <-chan struct{}) error {
+	stopPoll()
+	<-pollDone
+	n := s.barrier()
+	s.log.Info("stopping: last checkpoint", "checkpoint", n)
+	wctx, cancel := context.WithTimeout(ctx, s.opts.Pipeline.Checkpoint.ShutdownTimeout.D())
+	defer cancel()
+	if err := s.waitAcked(wctx, n); err != nil {
+		return fmt.Errorf("last checkpoint %d did not commit within %s: %w", n, s.opts.Pipeline.Checkpoint.ShutdownTimeout, err)
+	}
+	return nil
+}
+
+// barrier sends checkpoint barrier n to every worker, behind every record
+// already queued, and returns n.
+func (s *Stream) barrier() int64 {
+	n := s.nextCheckpoint
+	s.nextCheckpoint++
+	for _, w := range s.workers {
+		w.q.push(item{barrier: n})
+	}
+	return n
+}
+
+func (s *Stream) workerFor(topic string, partition int32) *worker {
+	if len(s.workers) == 1 {
+		return s.workers[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	return s.workers[(h.Sum32()+uint32(partition))%uint32(len(s.workers))]
+}
+
+// poll fetches and dispatches records. It never blocks on workers: a worker
+// whose queue is over its share of the memory budget gets its partitions
+// paused instead, so the client keeps polling, heartbeating and taking part
+// in rebalances however slow the table is.
+func (s *Stream) poll(ctx context.Context, cl *kgo.Client) error {
+	high := max(int64(s.opts.Pipeline.MemoryBudget)/8/int64(len(s.workers)), 1<<20)
+	name := s.cfg.Name
+	for {
+		fetches := cl.PollRecords(ctx, 20000)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		var fatal error
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			// Fetch errors are retried inside the client; log them.
+			s.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		if fatal != nil {
+			return fatal
+		}
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			var n int64
+			for _, r := range p.Records {
+				n += int64(len(r.Value) + len(r.Key) + 64)
+			}
+			last := p.Records[len(p.Records)-1].Offset
+			s.mu.Lock()
+			s.lag[topicPartition{p.Topic, p.Partition}] = max(0, p.HighWatermark-last-1)
+			s.mu.Unlock()
+			s.read.Add(int64(len(p.Records)))
+			s.opts.Metrics.records.WithLabelValues(name, "read").Add(float64(len(p.Records)))
+			w := s.workerFor(p.Topic, p.Partition)
+			if queued := w.q.push(item{recs: p.Records, bytes: n}); queued > high {
+				w.pause(cl, p.Topic, p.Partition)
+			}
+		})
+		s.mu.Lock()
+		var lag int64
+		for _, l := range s.lag {
+			lag += l
+		}
+		s.mu.Unlock()
+		s.opts.Metrics.lag.WithLabelValues(name).Set(float64(lag))
+	}
+}

@@ -1,0 +1,221 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/ingest/checkpoint"
+	"github.com/sluicehq/sluice/ingest/deadletter"
+	"github.com/sluicehq/sluice/ingest/etl"
+	"github.com/sluicehq/sluice/ingest/parse"
+)
+
+// worker decodes, transforms and writes the records of the partitions
+// hashed to it, in order, and seals its files at each barrier.
+type worker struct {
+	id  int
+	s   *Stream
+	q   *queue
+	dec *parse.JSON
+	ev  *etl.Evaluator
+	out TableWriter
+
+	pmu    sync.Mutex
+	paused map[topicPartition]struct{}
+
+	positions checkpoint.Positions
+	counts    checkpoint.Counts
+	maxEvent  int64
+	row, orow parquet.Row
+	key       []byte
+}
+
+func newWorker(s *Stream, id int) (*worker, error) {
+	dec, err := parse.NewJSON(s.opts.Input, parse.Options{
+		EventTime: s.cfg.EventTime, MaxRecordBytes: int(s.cfg.MaxRecordBytes),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+	}
+	w := &worker{id: id, s: s, q: newQueue(), dec: dec, paused: map[topicPartition]struct{}{}, positions: checkpoint.Positions{}}
+	if s.opts.Program != nil {
+		if w.ev, err = s.opts.Program.Evaluator(s.opts.Input, s.opts.Output); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+		}
+	}
+	if w.out, err = s.opts.NewWriter(id); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+	}
+	return w, nil
+}
+
+func (w *worker) pause(cl *kgo.Client, topic string, partition int32) {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	tp := topicPartition{topic, partition}
+	if _, ok := w.paused[tp]; ok {
+		return
+	}
+	w.paused[tp] = struct{}{}
+	cl.PauseFetchPartitions(map[string][]int32{topic: {partition}})
+	w.s.opts.Metrics.paused.WithLabelValues(w.s.cfg.Name).Inc()
+}
+
+// resume lets paused partitions fetch again once the queue drained below
+// half its share.
+func (w *worker) resume(cl *kgo.Client) {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	if len(w.paused) == 0 {
+		return
+	}
+	m := map[string][]int32{}
+	for tp := range w.paused {
+		m[tp.topic] = append(m[tp.topic], tp.partition)
+	}
+	cl.ResumeFetchPartitions(m)
+	w.s.opts.Metrics.paused.WithLabelValues(w.s.cfg.Name).Sub(float64(len(w.paused)))
+	clear(w.paused)
+}
+
+func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
+	low := max(int64(w.s.opts.Pipeline.MemoryBudget)/16/int64(len(w.s.workers)), 512<<10)
+	for {
+		it, ok := w.q.pop(ctx)
+		if !ok {
+			return nil
+		}
+		if it.barrier > 0 {
+			if err := w.seal(ctx, it.barrier); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			continue
+		}
+		if err := w.process(ctx, it.recs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if w.q.release(it.bytes) < low {
+			w.resume(cl)
+		}
+	}
+}
+
+// process handles one batch of one partition's records.
+func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
+	var written, dead, filtered int64
+	for _, r := range recs {
+		row, et, err := w.dec.Decode(w.row, r.Value)
+		w.row = row[:0]
+		if err != nil {
+			if err := w.deadLetter(ctx, r, "parse", err); err != nil {
+				return err
+			}
+			dead++
+			continue
+		}
+		out := row
+		if w.ev != nil {
+			var keep bool
+			out, keep, err = w.ev.Apply(w.orow, row)
+			w.orow = out[:0]
+			if err != nil {
+				if err := w.deadLetter(ctx, r, "etl", err); err != nil {
+					return err
+				}
+				dead++
+				continue
+			}
+			if !keep {
+				filtered++
+				continue
+			}
+		}
+		w.key = w.s.opts.Partitioner.AppendKey(w.key[:0], out)
+		if err := w.out.Write(w.key, out, et); err != nil {
+			return fmt.Errorf("worker %d: %w", w.id, err)
+		}
+		written++
+		w.maxEvent = max(w.maxEvent, et)
+	}
+	if err := w.out.Flush(); err != nil {
+		return fmt.Errorf("worker %d: %w", w.id, err)
+	}
+	w.dec.Reset()
+	last := recs[len(recs)-1]
+	w.positions.Set(last.Topic, last.Partition, last.Offset+1)
+	w.counts.Read += int64(len(recs))
+	w.counts.Written += written
+	w.counts.DeadLettered += dead
+	w.counts.Filtered += filtered
+	s := w.s
+	s.written.Add(written)
+	s.dead.Add(dead)
+	s.filtered.Add(filtered)
+	m, name := s.opts.Metrics, s.cfg.Name
+	m.records.WithLabelValues(name, "parsed").Add(float64(int64(len(recs)) - dead))
+	m.records.WithLabelValues(name, "written").Add(float64(written))
+	if filtered > 0 {
+		m.records.WithLabelValues(name, "filtered").Add(float64(filtered))
+	}
+	if dead > 0 {
+		m.records.WithLabelValues(name, "dead_lettered").Add(float64(dead))
+	}
+	return nil
+}
+
+func (w *worker) deadLetter(ctx context.Context, r *kgo.Record, stage string, cause error) error {
+	var re *parse.RecordError
+	if stage == "parse" && !errors.As(cause, &re) {
+		return fmt.Errorf("decode %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, cause)
+	}
+	w.s.opts.Metrics.deadLetters.WithLabelValues(w.s.cfg.Name, stage).Inc()
+	err := w.s.opts.DeadLetters.Put(ctx, deadletter.Entry{
+		Stream: w.s.cfg.Name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Stage: stage, Reason: cause.Error(),
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+// seal closes this worker's files at barrier n and reports them with the
+// positions they cover. Dead letters are flushed first: a checkpoint never
+// moves past a record that is neither in the table nor dead-lettered.
+func (w *worker) seal(ctx context.Context, n int64) error {
+	start := time.Now()
+	files, size, err := w.out.Seal()
+	if err != nil {
+		return fmt.Errorf("worker %d: checkpoint %d: %w", w.id, n, err)
+	}
+	if w.counts.DeadLettered > 0 {
+		if err := w.s.opts.DeadLetters.Flush(ctx); err != nil {
+			return fmt.Errorf("worker %d: checkpoint %d: %w", w.id, n, err)
+		}
+	}
+	m, name := w.s.opts.Metrics, w.s.cfg.Name
+	m.checkpoint.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	m.files.WithLabelValues(name).Add(float64(len(files)))
+	m.bytes.WithLabelValues(name).Add(float64(size))
+	if of, ok := w.out.(interface{ OpenFiles() int }); ok {
+		m.openFiles.WithLabelValues(name).Set(float64(of.OpenFiles()))
+	}
+	dw := checkpoint.DataWritten{
+		Stream: name, Checkpoint: n, Worker: w.id, Files: files, Positions: w.positions,
+		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size,
+	}
+	w.positions, w.counts = checkpoint.Positions{}, checkpoint.Counts{}
+	return w.s.opts.Committer.Submit(ctx, dw)
+}

@@ -1,0 +1,108 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+var base = time.Date(2026, 11, 23, 5, 0, 0, 0, time.UTC)
+
+// event is a valid record with a unique id; events spread over 3 hours.
+func event(i int) []byte {
+	ts := base.Add(time.Duration(i%10800) * time.Second)
+	return fmt.Appendf(nil, `{"id":"e-%d","ts":"%s","user":%d,"kind":"%s","amount":"%d.%02d","tags":["a","t%d"],"geo":{"country":"%s","lat":%d.5}}`,
+		i, ts.Format("2006-01-02T15:04:05.000Z07:00"), i%977, []string{"view", "click", "buy"}[i%3], i%500, i%100, i%7,
+		[]string{"US", "DE", "JP"}[i%3], i%90)
+}
+
+// TestCrashLoop kills the real binary with SIGKILL at random moments while a
+// producer writes, restarts it each time, and checks that in the end the
+// table holds every id exactly once and its positions equal the log end.
+// `make soak` runs a longer version (SLUICE_SOAK=1).
+func TestCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop runs the real binary many times")
+	}
+	total, kills := 200_000, 10
+	if os.Getenv("SLUICE_SOAK") != "" {
+		total, kills = 2_000_000, 60
+	}
+	e := newEnv(t, 4, "events")
+	cfg := e.config("300ms", "")
+
+	// The producer writes in chunks during the kill loop.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		const chunk = 5000
+		for start := 0; start < total; start += chunk {
+			vals := make([][]byte, 0, chunk)
+			for i := start; i < min(start+chunk, total); i++ {
+				vals = append(vals, event(i))
+			}
+			if err := produceErr(e.addr, e.topic, vals); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			time.Sleep(time.Duration(rand.IntN(100)) * time.Millisecond)
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for k := range kills {
+		d := e.start(cfg)
+		// Kill at a random moment: right away, mid-checkpoint, or after some commits.
+		wait := time.Duration(rng.IntN(2500)) * time.Millisecond
+		select {
+		case <-d.done:
+			t.Fatalf("daemon exited on its own (run %d); log:\n%s", k, d.logTail())
+		case <-time.After(wait):
+		}
+		d.kill()
+		t.Logf("kill %d after %s; committed positions %v", k+1, wait, e.positions("events"))
+	}
+	wg.Wait()
+
+	d := e.start(cfg)
+	waitFor(t, 3*time.Minute, "the table to catch up with the log end", func() bool {
+		if d.exited() {
+			t.Fatalf("daemon exited; log:\n%s", d.logTail())
+		}
+		return e.caughtUp("events")
+	})
+	code, took := d.stop()
+	if code != 0 || took > 30*time.Second {
+		t.Fatalf("SIGTERM: exit code %d after %s; log:\n%s", code, took, d.logTail())
+	}
+
+	tbl, done := e.loadTable("it.events")
+	defer done()
+	ids := scanColumn(t, tbl, "id")
+	if len(ids) != total {
+		t.Errorf("table holds %d distinct ids, want %d", len(ids), total)
+	}
+	missing, dup := 0, 0
+	for i := range total {
+		switch n := ids[fmt.Sprintf("e-%d", i)]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dup++
+		}
+	}
+	if missing > 0 || dup > 0 {
+		t.Fatalf("%d ids missing, %d duplicated", missing, dup)
+	}
+	ends := endOffsets(t, e.addr, e.topic)
+	pos := e.positions("events")
+	for p, end := range ends {
+		if pos[p] != end {
+			t.Errorf("partition %d: committed position %d, log end %d", p, pos[p], end)
+		}
+	}
+}

@@ -1,0 +1,327 @@
+package iceberg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/ingest/checkpoint"
+)
+
+// Acker hears about every committed checkpoint, in order per stream.
+type Acker interface {
+	Committed(stream string, cp checkpoint.DataWritten, snapshotID int64)
+}
+
+// CommitterOptions configure a Committer.
+type CommitterOptions struct {
+	Pipeline string
+	// RunID makes commit tokens unique across daemon runs.
+	RunID string
+	// FailureTimeout is how long commits of a table may keep failing before
+	// Run returns an error, so the daemon exits and its supervisor notices.
+	FailureTimeout time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
+
+// Committer is the one committer of a pipeline. It gathers every worker's
+// DataWritten of a checkpoint and commits each table once per checkpoint,
+// as one snapshot whose summary records the positions covered.
+type Committer struct {
+	opts    CommitterOptions
+	cat     catalog.Catalog
+	acker   Acker
+	in      chan checkpoint.DataWritten
+	log     *slog.Logger
+	metrics committerMetrics
+
+	mu      sync.Mutex
+	streams map[string]*tableState
+}
+
+type tableState struct {
+	stream    string
+	name      string
+	tbl       *table.Table
+	workers   int
+	positions checkpoint.Positions
+	last      int64 // last committed checkpoint
+	gathering map[int64][]checkpoint.DataWritten
+	failing   time.Time // zero when healthy
+	lastErr   error
+}
+
+type committerMetrics struct {
+	commits      *prometheus.CounterVec
+	failures     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	failing      *prometheus.GaugeVec
+	filesAdded   *prometheus.CounterVec
+	recordsAdded *prometheus.CounterVec
+	lastCommit   *prometheus.GaugeVec
+}
+
+// NewCommitter creates the committer; tables are added with AddTable.
+func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Committer {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := committerMetrics{
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_commits_total", Help: "Snapshots committed, by table.",
+		}, []string{"table"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_commit_failures_total", Help: "Failed commit attempts, by table and kind (conflict, error).",
+		}, []string{"table", "kind"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_commit_duration_seconds", Help: "Time to commit one checkpoint of a table, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"table"}),
+		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_commit_failing_seconds", Help: "How long commits of a table have been failing (0 when healthy).",
+		}, []string{"table"}),
+		filesAdded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_committed_files_total", Help: "Data files committed, by table.",
+		}, []string{"table"}),
+		recordsAdded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_committed_records_total", Help: "Rows committed, by table.",
+		}, []string{"table"}),
+		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_last_commit_timestamp_seconds", Help: "Unix time of the last successful commit, by table.",
+		}, []string{"table"}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(m.commits, m.failures, m.duration, m.failing, m.filesAdded, m.recordsAdded, m.lastCommit)
+	}
+	return &Committer{
+		opts: opts, cat: cat, acker: acker, log: opts.Logger, metrics: m,
+		in: make(chan checkpoint.DataWritten, 64), streams: map[string]*tableState{},
+	}
+}
+
+// AddTable registers a stream's table, the number of workers that report
+// each checkpoint, and the state it resumes from.
+func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.streams[stream] = &tableState{
+		stream: stream, name: strings.Join(tbl.Identifier(), "."), tbl: tbl, workers: workers,
+		positions: st.Positions.Clone(), last: st.Checkpoint, gathering: map[int64][]checkpoint.DataWritten{},
+	}
+}
+
+// Submit hands a worker's part of a checkpoint to the committer. It blocks
+// while the committer is behind, which slows writers and in turn pauses
+// fetching; it never stops the consumer from polling.
+func (c *Committer) Submit(ctx context.Context, dw checkpoint.DataWritten) error {
+	select {
+	case c.in <- dw:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Health reports whether every table commits; the error names the failing
+// tables and their last error.
+func (c *Committer) Health() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.streams {
+		if !st.failing.IsZero() {
+			errs = append(errs, fmt.Errorf("table %s: commits failing for %s: %w",
+				st.name, c.opts.Now().Sub(st.failing).Round(time.Second), st.lastErr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run commits checkpoints until ctx ends. It returns an error only when a
+// table's commits kept failing for longer than FailureTimeout.
+func (c *Committer) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case dw := <-c.in:
+			if err := c.gather(ctx, dw); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *Committer) gather(ctx context.Context, dw checkpoint.DataWritten) error {
+	c.mu.Lock()
+	st := c.streams[dw.Stream]
+	c.mu.Unlock()
+	if st == nil {
+		return fmt.Errorf("checkpoint %d of unknown stream %q", dw.Checkpoint, dw.Stream)
+	}
+	st.gathering[dw.Checkpoint] = append(st.gathering[dw.Checkpoint], dw)
+	// Checkpoints complete in order because every worker sees every barrier
+	// in order; commit each one that is complete, oldest first.
+	for {
+		next := st.last + 1
+		parts := st.gathering[next]
+		if len(parts) < st.workers {
+			return nil
+		}
+		delete(st.gathering, next)
+		merged := checkpoint.DataWritten{Stream: st.stream, Checkpoint: next, Positions: checkpoint.Positions{}}
+		for _, p := range parts {
+			merged.Files = append(merged.Files, p.Files...)
+			merged.Positions.Merge(p.Positions)
+			merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
+			merged.Counts.Add(p.Counts)
+			merged.Bytes += p.Bytes
+		}
+		snap, err := c.commit(ctx, st, merged)
+		if err != nil {
+			return err
+		}
+		st.last = next
+		if c.acker != nil {
+			c.acker.Committed(st.stream, merged, snap)
+		}
+	}
+}
+
+func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.DataWritten) (int64, error) {
+	positions := st.positions.Clone()
+	positions.Merge(cp.Positions)
+	if len(cp.Files) == 0 && positions.Encode() == st.positions.Encode() {
+		return 0, nil // nothing new: no snapshot
+	}
+	start := c.opts.Now()
+	token := fmt.Sprintf("%s/%s/%s/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp.Checkpoint)
+	var records int64
+	for _, f := range cp.Files {
+		records += f.Count()
+	}
+	props := iceberg.Properties{
+		PropPipeline:     c.opts.Pipeline,
+		PropStream:       st.stream,
+		PropCheckpoint:   strconv.FormatInt(cp.Checkpoint, 10),
+		PropCommitID:     token,
+		PropPositions:    positions.Encode(),
+		PropMaxEventTime: strconv.FormatInt(cp.MaxEventTime, 10),
+		PropRecords:      strconv.FormatInt(records, 10),
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		snap, err := c.tryCommit(ctx, st, cp.Files, props)
+		if err == nil {
+			st.positions = positions
+			if !st.failing.IsZero() {
+				c.log.Info("commits recovered", "table", st.name, "checkpoint", cp.Checkpoint, "attempts", attempt)
+			}
+			c.setFailing(st, time.Time{}, nil)
+			c.metrics.commits.WithLabelValues(st.name).Inc()
+			c.metrics.filesAdded.WithLabelValues(st.name).Add(float64(len(cp.Files)))
+			c.metrics.recordsAdded.WithLabelValues(st.name).Add(float64(records))
+			c.metrics.duration.WithLabelValues(st.name).Observe(c.opts.Now().Sub(start).Seconds())
+			c.metrics.lastCommit.WithLabelValues(st.name).Set(float64(c.opts.Now().Unix()))
+			c.log.Debug("committed", "table", st.name, "checkpoint", cp.Checkpoint, "files", len(cp.Files),
+				"records", records, "snapshot", snap)
+			return snap, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		kind := "error"
+		if errors.Is(err, table.ErrCommitFailed) {
+			kind = "conflict"
+		}
+		c.metrics.failures.WithLabelValues(st.name, kind).Inc()
+		now := c.opts.Now()
+		if st.failing.IsZero() {
+			c.setFailing(st, now, err)
+		} else {
+			c.setFailing(st, st.failing, err)
+		}
+		c.log.Warn("commit failed", "table", st.name, "checkpoint", cp.Checkpoint, "attempt", attempt, "kind", kind, "err", err)
+		if since := now.Sub(st.failing); since >= c.opts.FailureTimeout {
+			return 0, fmt.Errorf("commit table %s: failing for %s, giving up: %w", st.name, since.Round(time.Second), err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// tryCommit makes one attempt. Before retrying after an error whose outcome
+// is unknown (the catalog may have applied it), it reloads the table and
+// looks for the commit token, so an ambiguous commit is never applied twice.
+func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []iceberg.DataFile, props iceberg.Properties) (int64, error) {
+	if st.lastErr != nil {
+		tbl, err := c.cat.LoadTable(ctx, st.tbl.Identifier())
+		if err != nil {
+			return 0, fmt.Errorf("reload table: %w", err)
+		}
+		st.tbl = tbl
+		if snap, ok := findToken(tbl, props[PropCommitID]); ok {
+			c.log.Info("ambiguous commit had succeeded", "table", st.name, "snapshot", snap)
+			return snap, nil
+		}
+	}
+	tx := st.tbl.NewTransaction()
+	var err error
+	if len(files) == 0 {
+		// Positions moved but every record was filtered or dead-lettered:
+		// an empty snapshot still records the progress.
+		err = tx.AddFiles(ctx, nil, props, true)
+	} else {
+		err = tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stage commit: %w", err)
+	}
+	tbl, err := tx.Commit(ctx)
+	if err != nil {
+		return 0, err
+	}
+	st.tbl = tbl
+	return tbl.CurrentSnapshot().SnapshotID, nil
+}
+
+func (c *Committer) setFailing(st *tableState, since time.Time, err error) {
+	c.mu.Lock()
+	st.failing, st.lastErr = since, err
+	c.mu.Unlock()
+	if since.IsZero() {
+		c.metrics.failing.WithLabelValues(st.name).Set(0)
+	} else {
+		c.metrics.failing.WithLabelValues(st.name).Set(c.opts.Now().Sub(since).Seconds())
+	}
+}
+
+// Table returns the latest loaded state of a stream's table.
+func (c *Committer) Table(stream string) *table.Table {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.streams[stream]; st != nil {
+		return st.tbl
+	}
+	return nil
+}

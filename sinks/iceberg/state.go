@@ -1,0 +1,95 @@
+package iceberg
+
+import (
+	"errors"
+	"io/fs"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/sluicehq/sluice/ingest/checkpoint"
+)
+
+// Snapshot summary properties written with every commit. Positions are the
+// truth a restarted stream resumes from; the token settles ambiguous commits.
+const (
+	PropPipeline     = "sluice.pipeline"
+	PropStream       = "sluice.stream"
+	PropCheckpoint   = "sluice.checkpoint"
+	PropCommitID     = "sluice.commit-id"
+	PropPositions    = "sluice.positions"
+	PropMaxEventTime = "sluice.max-event-time"
+	PropRecords      = "sluice.records"
+)
+
+// State is a stream's progress as recorded in its table.
+type State struct {
+	// Checkpoint is the last committed checkpoint number (0 if none).
+	Checkpoint int64
+	// Positions are the next offsets to read per partition.
+	Positions checkpoint.Positions
+	// SnapshotID is the snapshot that recorded them (0 if none).
+	SnapshotID int64
+	// MaxEventTime is the largest event time committed (microseconds).
+	MaxEventTime int64
+}
+
+// LoadState finds the newest snapshot of the table's main branch written by
+// the stream and reads its positions. Snapshots written by others (for
+// example a rewrite) are skipped.
+func LoadState(tbl *table.Table, stream string) (State, error) {
+	for snap := tbl.CurrentSnapshot(); snap != nil; {
+		if snap.Summary != nil && snap.Summary.Properties[PropStream] == stream {
+			props := snap.Summary.Properties
+			pos, err := checkpoint.DecodePositions(props[PropPositions])
+			if err != nil {
+				return State{}, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
+			}
+			cp, err := strconv.ParseInt(props[PropCheckpoint], 10, 64)
+			if err != nil {
+				return State{}, fmt.Errorf("snapshot %d: bad %s %q", snap.SnapshotID, PropCheckpoint, props[PropCheckpoint])
+			}
+			met, _ := strconv.ParseInt(props[PropMaxEventTime], 10, 64)
+			return State{Checkpoint: cp, Positions: pos, SnapshotID: snap.SnapshotID, MaxEventTime: met}, nil
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = tbl.SnapshotByID(*snap.ParentSnapshotID)
+	}
+	return State{Positions: checkpoint.Positions{}}, nil
+}
+
+// findToken reports the snapshot that carries a commit token, if any.
+func findToken(tbl *table.Table, token string) (int64, bool) {
+	for snap := tbl.CurrentSnapshot(); snap != nil; {
+		if snap.Summary != nil && snap.Summary.Properties[PropCommitID] == token {
+			return snap.SnapshotID, true
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = tbl.SnapshotByID(*snap.ParentSnapshotID)
+	}
+	return 0, false
+}
+
+// RemoveOrphans deletes data files no snapshot references: files a crashed
+// run wrote but never committed. It must run before any writer of this table
+// starts, and only while no other process writes to it.
+func RemoveOrphans(ctx context.Context, tbl *table.Table) ([]string, error) {
+	res, err := tbl.DeleteOrphanFiles(ctx,
+		table.WithLocation(strings.TrimSuffix(tbl.Location(), "/")+"/data"),
+		table.WithFilesOlderThan(0*time.Second))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // nothing written yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("remove orphan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	return res.OrphanFileLocations, nil
+}

@@ -1,0 +1,286 @@
+package iceberg
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	icebergio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sluicehq/sluice/ingest/schema"
+	pq "github.com/sluicehq/sluice/sinks/parquet"
+)
+
+// WriterOptions tune one Writer.
+type WriterOptions struct {
+	// Worker numbers the writer; it is part of every file name.
+	Worker int
+	// RunID distinguishes files of different daemon runs.
+	RunID string
+	// TargetFileSize rolls a file once this much was written to it.
+	TargetFileSize int64
+	// RowGroupSize flushes a row group once this much is buffered.
+	RowGroupSize int64
+	// Compression codec name.
+	Compression string
+	// MaxOpenFiles closes the least recently written file beyond it.
+	MaxOpenFiles int
+	// MemoryBudget closes the largest open files early while the open files
+	// together buffer more than this.
+	MemoryBudget int64
+}
+
+// Writer writes the rows of one worker for one table: one open Parquet file
+// per partition, rolled at the target size, all sealed at a checkpoint.
+// Files are written in place under the table's data directory; no snapshot
+// references them until the committer adds them, so readers never see them
+// before that, and a crash leaves them as orphans for the start-up cleanup.
+// A Writer is used by one goroutine.
+type Writer struct {
+	opts   WriterOptions
+	fio    icebergio.WriteFileIO
+	root   string // table location + "/data"
+	layout *schema.Layout
+	part   *Partitioner
+
+	open     map[string]*openFile
+	tick     uint64 // logical clock for least-recently-written eviction
+	seq      int
+	sealed   []iceberg.DataFile
+	sealedSz int64
+	slab     []parquet.Value
+	stats    WriterStats
+}
+
+// WriterStats count a writer's files since it started.
+type WriterStats struct {
+	FilesClosedEarly int64 // sealed before the checkpoint to respect limits
+	FilesRolled      int64 // sealed at the target size
+}
+
+type openFile struct {
+	path     string
+	w        icebergio.FileWriter
+	buf      *bufio.Writer
+	file     *pq.File
+	part     Partition
+	pending  []parquet.Row
+	lastUsed uint64
+}
+
+// NewWriter prepares a writer for a table; it opens nothing yet.
+func NewWriter(ctx context.Context, tbl *table.Table, layout *schema.Layout, part *Partitioner, opts WriterOptions) (*Writer, error) {
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("table %s file io: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	wfs, ok := fs.(icebergio.WriteFileIO)
+	if !ok {
+		return nil, fmt.Errorf("table %s: file io %T cannot write", strings.Join(tbl.Identifier(), "."), fs)
+	}
+	return &Writer{
+		opts: opts, fio: wfs, root: strings.TrimSuffix(tbl.Location(), "/") + "/data",
+		layout: layout, part: part, open: map[string]*openFile{},
+	}, nil
+}
+
+// pendingRows is how many rows are gathered per file before one WriteRows
+// call; parquet-go's per-call overhead is amortised over them.
+const pendingRows = 256
+
+// Write adds a row to the file of its partition. key is the partition key
+// from Partitioner.AppendKey; eventTime (microseconds) names new files. The
+// row is copied; its byte slices must stay valid until Flush.
+func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
+	f := w.open[string(key)]
+	if f == nil {
+		var err error
+		if f, err = w.create(row, eventTime); err != nil {
+			return err
+		}
+		w.open[string(key)] = f
+	}
+	w.tick++
+	f.lastUsed = w.tick
+	if cap(w.slab)-len(w.slab) < len(row) {
+		w.slab = make([]parquet.Value, 0, max(4096, 2*len(row)))
+	}
+	start := len(w.slab)
+	w.slab = append(w.slab, row...)
+	f.pending = append(f.pending, w.slab[start:len(w.slab):len(w.slab)])
+	if len(f.pending) >= pendingRows {
+		return w.flushFile(f)
+	}
+	return nil
+}
+
+func (w *Writer) create(row parquet.Row, eventTime int64) (*openFile, error) {
+	if len(w.open) >= w.opts.MaxOpenFiles {
+		if err := w.closeLeastRecent(); err != nil {
+			return nil, err
+		}
+	}
+	part, err := w.part.Partition(row)
+	if err != nil {
+		return nil, err
+	}
+	w.seq++
+	dir := w.root
+	if part.Path != "" {
+		dir += "/" + part.Path
+	}
+	// The name starts with the event time of the first row so a directory
+	// listing shows files in time order.
+	name := fmt.Sprintf("%s-w%d-%s-%05d.parquet",
+		time.UnixMicro(eventTime).UTC().Format("20060102T150405Z"), w.opts.Worker, w.opts.RunID, w.seq)
+	path := dir + "/" + name
+	out, err := w.fio.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create data file %s: %w", path, err)
+	}
+	buf := bufio.NewWriterSize(out, 256<<10)
+	file := pq.Create(buf, w.layout, pq.WriterOptions{
+		Compression: w.opts.Compression, RowGroupBytes: w.opts.RowGroupSize,
+	})
+	return &openFile{path: path, w: out, buf: buf, file: file, part: part}, nil
+}
+
+func (w *Writer) flushFile(f *openFile) error {
+	if len(f.pending) == 0 {
+		return nil
+	}
+	if err := f.file.WriteRows(f.pending); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	clear(f.pending)
+	f.pending = f.pending[:0]
+	return nil
+}
+
+// Flush writes every gathered row, after which the caller may reuse the
+// memory the rows point into. It then rolls files that reached the target
+// size and closes files early while the memory budget is exceeded.
+func (w *Writer) Flush() error {
+	var buffered int64
+	for key, f := range w.open {
+		if err := w.flushFile(f); err != nil {
+			return err
+		}
+		if f.file.WrittenBytes()+f.file.BufferedBytes() >= w.opts.TargetFileSize {
+			w.stats.FilesRolled++
+			if err := w.seal(key, f); err != nil {
+				return err
+			}
+			continue
+		}
+		buffered += f.file.BufferedBytes()
+	}
+	w.slab = w.slab[:0]
+	for buffered > w.opts.MemoryBudget && len(w.open) > 0 {
+		var bigKey string
+		var big *openFile
+		for key, f := range w.open {
+			if big == nil || f.file.BufferedBytes() > big.file.BufferedBytes() {
+				bigKey, big = key, f
+			}
+		}
+		buffered -= big.file.BufferedBytes()
+		w.stats.FilesClosedEarly++
+		if err := w.seal(bigKey, big); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Writer) closeLeastRecent() error {
+	var oldKey string
+	var old *openFile
+	for key, f := range w.open {
+		if old == nil || f.lastUsed < old.lastUsed {
+			oldKey, old = key, f
+		}
+	}
+	if old == nil {
+		return nil
+	}
+	w.stats.FilesClosedEarly++
+	return w.seal(oldKey, old)
+}
+
+// seal closes one file and keeps its DataFile for the next checkpoint.
+func (w *Writer) seal(key string, f *openFile) error {
+	delete(w.open, key)
+	if err := w.flushFile(f); err != nil {
+		return err
+	}
+	m, size, err := f.file.Close()
+	if err != nil {
+		return fmt.Errorf("close %s: %w", f.path, err)
+	}
+	if err := f.buf.Flush(); err != nil {
+		return fmt.Errorf("close %s: %w", f.path, err)
+	}
+	// Data must be durable before a snapshot points at it.
+	if s, ok := f.w.(interface{ Sync() error }); ok {
+		if err := s.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", f.path, err)
+		}
+	}
+	if err := f.w.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", f.path, err)
+	}
+	b, err := iceberg.NewDataFileBuilder(w.part.Spec(), iceberg.EntryContentData, f.path, iceberg.ParquetFile,
+		f.part.Values, nil, nil, m.RecordCount, size)
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", f.path, err)
+	}
+	df := b.ColumnSizes(m.ColumnSizes).ValueCounts(m.ValueCounts).NullValueCounts(m.NullValueCounts).
+		LowerBoundValues(m.LowerBounds).UpperBoundValues(m.UpperBounds).SplitOffsets(m.SplitOffsets).Build()
+	w.sealed = append(w.sealed, df)
+	w.sealedSz += size
+	return nil
+}
+
+// Seal closes every open file and returns all files sealed since the last
+// Seal, with their total size.
+func (w *Writer) Seal() ([]iceberg.DataFile, int64, error) {
+	for key, f := range w.open {
+		if err := w.seal(key, f); err != nil {
+			return nil, 0, err
+		}
+	}
+	w.slab = w.slab[:0]
+	files, size := w.sealed, w.sealedSz
+	w.sealed, w.sealedSz = nil, 0
+	return files, size, nil
+}
+
+// OpenFiles is the number of files open now.
+func (w *Writer) OpenFiles() int { return len(w.open) }
+
+// BufferedBytes estimates the memory held by open files.
+func (w *Writer) BufferedBytes() int64 {
+	var n int64
+	for _, f := range w.open {
+		n += f.file.BufferedBytes()
+	}
+	return n
+}
+
+// Stats returns counters since the writer started.
+func (w *Writer) Stats() WriterStats { return w.stats }
+
+// Abort closes open files without sealing them; they stay orphans for the
+// start-up cleanup.
+func (w *Writer) Abort() {
+	for key, f := range w.open {
+		f.w.Close()
+		delete(w.open, key)
+	}
+}

@@ -1,0 +1,278 @@
+// Package parquet writes rolling Parquet data files and derives the Iceberg
+// column metrics engines use to prune them.
+//
+// A File writes one data file with the Parquet schema of a schema.Layout,
+// flushing a row group whenever about WriterOptions.RowGroupBytes are
+// buffered; Close writes the footer and returns the file's Metrics, ready
+// for iceberg.NewDataFileBuilder. MetricsFromFooter derives the same
+// metrics from any footer written with a layout.
+package parquet
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sluicehq/sluice/ingest/schema"
+)
+
+// ErrClosed is returned by a File's methods after Close.
+var ErrClosed = errors.New("parquet file is closed")
+
+// rowsPerSizeCheck bounds how far a row group may overshoot RowGroupBytes
+// within one WriteRows call. parquet-go itself hands rows to the columns 64
+// at a time.
+const rowsPerSizeCheck = 128
+
+// File is a Parquet data file being written. It is used by one goroutine.
+//
+// Memory: parquet-go keeps, per leaf column, the values not yet encoded
+// (up to PageBufferBytes) and the compressed pages of the current row
+// group. Nothing else is held between calls; write buffering happens only
+// while a row group or the footer is written, in a buffer borrowed from a
+// pool.
+type File struct {
+	layout *schema.Layout
+	out    sink
+	w      *parquet.Writer
+	shape  rowShape
+	fixed  *fixedTracker // nil without fixed-length columns
+	opts   WriterOptions
+
+	rows   int64
+	rgRows int64 // rows in the row group being written
+	// err is sticky: after a failed write the file's content is undefined.
+	err    error
+	closed bool
+
+	metrics Metrics
+	size    int64
+}
+
+// Create starts a file writing to w with the layout's Parquet schema. It
+// writes nothing until the first row group is flushed. Invalid options
+// (see WriterOptions.Validate) are reported by every method of the File.
+func Create(w io.Writer, l *schema.Layout, opts WriterOptions) *File {
+	opts.EnsureDefaults()
+	f := &File{layout: l, out: sink{dst: w}, opts: opts}
+	if err := opts.Validate(); err != nil {
+		f.err = fmt.Errorf("parquet writer options: %w", err)
+		return f
+	}
+	f.shape = newRowShape(l)
+	f.fixed = newFixedTracker(l, f.shape)
+	wopts := []parquet.WriterOption{
+		l.Parquet,
+		parquet.Compression(codecs[opts.Compression]),
+		parquet.PageBufferSize(opts.PageBufferBytes),
+		// parquet-go's own write buffer (32 KiB) would stay allocated as
+		// long as the file is open; the sink buffers only while a row group
+		// or the footer is written. Zero selects the default, any negative
+		// size disables it.
+		parquet.WriteBufferSize(-1),
+		// Version 1 data pages and PLAIN byte arrays, which every reader
+		// supports: parquet-go defaults to version 2 pages and
+		// DELTA_LENGTH_BYTE_ARRAY, which Iceberg's vectorized Spark reader
+		// rejects ("Cannot support vectorized reads for column ... with
+		// encoding ..."), as do Spark's own before 3.3.
+		parquet.DataPageVersion(1),
+		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
+	}
+	if f.fixed != nil {
+		wopts = append(wopts, f.fixed.options(l)...)
+	}
+	f.w = parquet.NewWriter(&f.out, wopts...)
+	return f
+}
+
+// WriteRows appends rows. Each row must hold the values of every leaf
+// column in column order, as laid out by the File's schema.Layout. The
+// rows are checked first: if one does not fit, WriteRows returns an error
+// wrapping ErrMalformedRow and writes none of them. Values are copied;
+// the caller may reuse the rows' memory when WriteRows returns.
+//
+// Any other error leaves the file unusable: every later call returns it.
+func (f *File) WriteRows(rows []parquet.Row) error {
+	if err := f.usable(); err != nil {
+		return err
+	}
+	for i, row := range rows {
+		if err := f.shape.check(row); err != nil {
+			return fmt.Errorf("%w: row %d: %w", ErrMalformedRow, i, err)
+		}
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), rowsPerSizeCheck)
+		if _, err := f.w.WriteRows(rows[:n]); err != nil {
+			f.err = fmt.Errorf("write rows: %w", err)
+			return f.err
+		}
+		if f.fixed != nil {
+			f.fixed.observe(rows[:n])
+		}
+		f.rows += int64(n)
+		f.rgRows += int64(n)
+		rows = rows[n:]
+		if f.BufferedBytes() >= f.opts.RowGroupBytes {
+			if err := f.flushRowGroup(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *File) usable() error {
+	switch {
+	case f.err != nil:
+		return f.err
+	case f.closed:
+		return ErrClosed
+	}
+	return nil
+}
+
+func (f *File) flushRowGroup() error {
+	if err := f.out.buffered(f.w.Flush); err != nil {
+		f.err = fmt.Errorf("flush row group: %w", err)
+		return f.err
+	}
+	if f.fixed != nil {
+		f.fixed.endRowGroup()
+	}
+	f.rgRows = 0
+	return nil
+}
+
+// Rows is the number of rows written.
+func (f *File) Rows() int64 { return f.rows }
+
+// BufferedBytes estimates the memory this open file holds for data: values
+// not yet encoded into pages plus the compressed pages of the current row
+// group, as parquet-go counts them (lengths, not capacities).
+func (f *File) BufferedBytes() int64 {
+	if f.w == nil || f.closed {
+		return 0
+	}
+	// Size counts what parquet-go has written, which at rest is exactly
+	// what reached the destination, plus what it buffers.
+	return max(0, f.w.Size()-f.out.n)
+}
+
+// WrittenBytes is the number of bytes already flushed to the destination.
+func (f *File) WrittenBytes() int64 { return f.out.n }
+
+// Close flushes the last row group and writes the footer; it returns the
+// file's metrics and its total size. It does not close the destination.
+// Later calls return the same results.
+func (f *File) Close() (Metrics, int64, error) {
+	if f.closed {
+		return f.metrics, f.size, f.err
+	}
+	if f.err == nil {
+		f.metrics, f.size, f.err = f.close()
+	}
+	f.closed = true
+	// Let parquet-go's buffers go even while the caller keeps the File.
+	f.w, f.fixed = nil, nil
+	return f.metrics, f.size, f.err
+}
+
+func (f *File) close() (Metrics, int64, error) {
+	if f.fixed == nil {
+		if err := f.out.buffered(f.w.Close); err != nil {
+			return Metrics{}, 0, fmt.Errorf("close: %w", err)
+		}
+	} else if err := f.closeRepaired(); err != nil {
+		return Metrics{}, 0, fmt.Errorf("close: %w", err)
+	}
+	md := f.w.File().Metadata()
+	m, err := metricsFromFooter(md, f.layout, true)
+	if err != nil {
+		return Metrics{}, 0, fmt.Errorf("metrics: %w", err)
+	}
+	return m, f.out.n, nil
+}
+
+// closeRepaired closes a file with fixed-length columns: see repair.go.
+func (f *File) closeRepaired() error {
+	if f.rgRows > 0 {
+		if err := f.flushRowGroup(); err != nil {
+			return err
+		}
+	}
+	// All row groups are out; what Close writes now is the tail.
+	base := f.out.n
+	var tail bytes.Buffer
+	f.out.capture = &tail
+	err := f.w.Close()
+	f.out.capture = nil
+	if err != nil {
+		return err
+	}
+	md := f.w.File().Metadata()
+	if err := f.fixed.apply(md); err != nil {
+		return err
+	}
+	b, err := rewriteTail(tail.Bytes(), base, md, f.fixed.drop)
+	if err != nil {
+		return err
+	}
+	_, err = f.out.direct().Write(b)
+	return err
+}
+
+// sink is the destination as parquet-go sees it: it counts what reaches
+// the destination, and buffers or captures writes in the phases that need
+// it.
+type sink struct {
+	dst     io.Writer
+	n       int64         // bytes the destination accepted
+	buf     *bufio.Writer // set while a row group or the footer is written
+	capture *bytes.Buffer // set while the tail is written for a rewrite
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	switch {
+	case s.capture != nil:
+		return s.capture.Write(p)
+	case s.buf != nil:
+		return s.buf.Write(p)
+	}
+	return s.direct().Write(p)
+}
+
+// sinkDirect writes straight to the destination and counts.
+type sinkDirect sink
+
+func (s *sink) direct() *sinkDirect { return (*sinkDirect)(s) }
+
+func (d *sinkDirect) Write(p []byte) (int, error) {
+	n, err := d.dst.Write(p)
+	d.n += int64(n)
+	return n, err
+}
+
+// writeBuffers serve all files: parquet-go writes a footer in many small
+// pieces, and only a file being flushed needs a buffer.
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+// buffered runs fn with writes buffered and flushed before it returns.
+func (s *sink) buffered(fn func() error) error {
+	b := writeBuffers.Get().(*bufio.Writer)
+	b.Reset(s.direct())
+	s.buf = b
+	err := fn()
+	if ferr := b.Flush(); err == nil {
+		err = ferr
+	}
+	s.buf = nil
+	b.Reset(nil)
+	writeBuffers.Put(b)
+	return err
+}
