@@ -32,8 +32,29 @@ type worker struct {
 	positions checkpoint.Positions
 	counts    checkpoint.Counts
 	maxEvent  int64
-	row, orow parquet.Row
 	key       []byte
+	// slab holds the rows of the batch being processed. The table writer
+	// keeps pointers into it until Flush, so rows are decoded in place and
+	// never copied; it is reused once the batch is flushed.
+	slab []parquet.Value
+}
+
+const slabValues = 32 << 10
+
+// next returns empty spare room at the end of the slab for one row.
+func (w *worker) next() parquet.Row {
+	if cap(w.slab)-len(w.slab) < 1024 {
+		w.slab = make([]parquet.Value, 0, slabValues)
+	}
+	return w.slab[len(w.slab):len(w.slab)]
+}
+
+// keep marks a row returned from next's room as used. A row that outgrew
+// the room was allocated elsewhere and needs nothing.
+func (w *worker) keep(room, row parquet.Row) {
+	if len(row) <= cap(room) {
+		w.slab = w.slab[:len(w.slab)+len(row)]
+	}
 }
 
 func newWorker(s *Stream, id int) (*worker, error) {
@@ -116,8 +137,8 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	var written, dead, filtered int64
 	for _, r := range recs {
-		row, et, err := w.dec.Decode(w.row, r.Value)
-		w.row = row[:0]
+		room := w.next()
+		row, et, err := w.dec.Decode(room, r.Value)
 		if err != nil {
 			if err := w.deadLetter(ctx, r, "parse", err); err != nil {
 				return err
@@ -125,11 +146,12 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 			dead++
 			continue
 		}
+		w.keep(room, row)
 		out := row
 		if w.ev != nil {
 			var keep bool
-			out, keep, err = w.ev.Apply(w.orow, row)
-			w.orow = out[:0]
+			room = w.next()
+			out, keep, err = w.ev.Apply(room, row)
 			if err != nil {
 				if err := w.deadLetter(ctx, r, "etl", err); err != nil {
 					return err
@@ -141,6 +163,7 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 				filtered++
 				continue
 			}
+			w.keep(room, out)
 		}
 		w.key = w.s.opts.Partitioner.AppendKey(w.key[:0], out)
 		if err := w.out.Write(w.key, out, et); err != nil {
@@ -152,6 +175,8 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	if err := w.out.Flush(); err != nil {
 		return fmt.Errorf("worker %d: %w", w.id, err)
 	}
+	clear(w.slab) // drop references into the batch's records
+	w.slab = w.slab[:0]
 	w.dec.Reset()
 	last := recs[len(recs)-1]
 	w.positions.Set(last.Topic, last.Partition, last.Offset+1)

@@ -39,7 +39,7 @@ func TestCrashLoop(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		const chunk = 5000
+		const chunk = 2000
 		for start := 0; start < total; start += chunk {
 			vals := make([][]byte, 0, chunk)
 			for i := start; i < min(start+chunk, total); i++ {
@@ -49,7 +49,8 @@ func TestCrashLoop(t *testing.T) {
 				t.Errorf("produce: %v", err)
 				return
 			}
-			time.Sleep(time.Duration(rand.IntN(100)) * time.Millisecond)
+			// Spread production over the kill loop.
+			time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
 		}
 	}()
 
@@ -75,6 +76,7 @@ func TestCrashLoop(t *testing.T) {
 		}
 		return e.caughtUp("events")
 	})
+	d.waitReady()
 	code, took := d.stop()
 	if code != 0 || took > 30*time.Second {
 		t.Fatalf("SIGTERM: exit code %d after %s; log:\n%s", code, took, d.logTail())

@@ -156,6 +156,19 @@ func (e *env) start(cfgPath string) *daemon {
 	return d
 }
 
+// waitReady waits until the daemon serves /healthz, i.e. it finished
+// starting and handles signals.
+func (d *daemon) waitReady() {
+	d.t.Helper()
+	waitFor(d.t, time.Minute, "the daemon to be ready", func() bool {
+		if d.exited() {
+			d.t.Fatalf("daemon exited; log:\n%s", d.logTail())
+		}
+		code, _, err := d.get("/healthz")
+		return err == nil && code == 200
+	})
+}
+
 func (d *daemon) kill() {
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	<-d.done

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -205,6 +206,18 @@ func cpuNow() time.Duration {
 }
 
 func benchChild(c, addr, dir string, events int64) error {
+	// SLUICE_BENCH_PROFILE=DIR writes a CPU profile of each case there.
+	if pdir := os.Getenv("SLUICE_BENCH_PROFILE"); pdir != "" {
+		f, err := os.Create(filepath.Join(pdir, c+".cpu.pprof"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var r benchResult
 	var err error
 	switch c {
@@ -338,6 +351,7 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 	s := p.streams[0]
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	heapDone := false
 	for {
 		select {
 		case err := <-done:
@@ -346,6 +360,13 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 			}
 			return benchResult{}, err
 		case <-tick.C:
+		}
+		if pdir := os.Getenv("SLUICE_BENCH_PROFILE"); pdir != "" && !heapDone && sumPositions(s.Stats()) >= n/2 {
+			heapDone = true
+			if f, err := os.Create(filepath.Join(pdir, c+".heap.pprof")); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
 		}
 		if st := s.Stats(); sumPositions(st) >= n {
 			cancel()

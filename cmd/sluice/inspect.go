@@ -40,13 +40,14 @@ const (
 	summaryTotalFiles   = "total-data-files"
 	summaryTotalRecords = "total-records"
 	summaryTotalSize    = "total-files-size"
+	summaryTotalDeletes = "total-delete-files"
 )
 
 const inspectUsage = `usage: sluice inspect (--dir DIR | -c pipeline.yaml) [--json] [--snapshots N] [namespace.table]
 
 Without a table, lists every namespace and table of the catalog. With one,
 shows its schema, partition spec, latest snapshots and current partitions.
-Inspecting never writes to the catalog or the warehouse.
+Inspecting only reads tables, and never creates a catalog.
 
 `
 
@@ -97,27 +98,30 @@ func inspectCmd(args []string, out io.Writer) (err error) {
 		}
 	}()
 
-	var view any
 	if len(positional) == 0 {
-		view, err = loadCatalogView(ctx, cat)
-	} else {
-		view, err = loadTableView(ctx, cat, positional[0], *nsnap)
+		view, err := loadCatalogView(ctx, cat)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(out, view)
+		}
+		return view.write(out, source)
 	}
+	view, err := loadTableView(ctx, cat, positional[0], *nsnap)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(view)
+		return writeJSON(out, view)
 	}
-	switch v := view.(type) {
-	case *catalogView:
-		return v.write(out, source)
-	case *tableView:
-		return v.write(out)
-	}
-	return nil
+	return view.write(out)
+}
+
+func writeJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // inspectCatalogConfig resolves --dir or -c to a catalog, and returns how the
@@ -267,7 +271,8 @@ func allTableNames(ctx context.Context, cat catalog.Catalog) ([]string, error) {
 
 // summarizeTable reads the totals from the current snapshot's summary, which
 // every Iceberg writer maintains, so listing a catalog reads one metadata
-// file per table. Only when a writer left them out are the manifests read.
+// file per table. The manifests are read only when a writer left the totals
+// out, or when delete files count in total-files-size.
 func summarizeTable(ctx context.Context, tbl *table.Table) (tableSummaryView, error) {
 	name := strings.Join(tbl.Identifier(), ".")
 	sum := tableSummaryView{Name: name}
@@ -281,7 +286,8 @@ func summarizeTable(ctx context.Context, tbl *table.Table) (tableSummaryView, er
 	rows, okRows := summaryInt(snap, summaryTotalRecords)
 	files, okFiles := summaryInt(snap, summaryTotalFiles)
 	size, okSize := summaryInt(snap, summaryTotalSize)
-	if okRows && okFiles && okSize {
+	deletes, okDeletes := summaryInt(snap, summaryTotalDeletes)
+	if okRows && okFiles && okSize && okDeletes && deletes == 0 {
 		sum.Rows, sum.DataFiles, sum.Bytes = rows, files, size
 		return sum, nil
 	}
@@ -678,9 +684,17 @@ func positionsSummary(s snapshotView) string {
 		for _, off := range s.Positions[t] {
 			sum += off
 		}
-		parts[i] = fmt.Sprintf("%s: %d partitions, next offsets sum %d", t, len(s.Positions[t]), sum)
+		n := len(s.Positions[t])
+		parts[i] = fmt.Sprintf("%s: %d partition%s, next offsets sum %d", t, n, plural(n), sum)
 	}
 	return strings.Join(parts, "; ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func orDash(s string) string {

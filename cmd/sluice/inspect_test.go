@@ -163,7 +163,7 @@ func TestInspectTable(t *testing.T) {
 	wantInspectLine(t, out, ` 1000 ts_day day ts`)
 
 	wantInspectLine(t, out, `snapshots \(newest 2 of 2\)`)
-	wantInspectLine(t, out, ` \d+ 2\d{3}-\S+Z append 2 2 2 2024-05-02T23:59:59Z clicks: 2 partitions, next offsets sum 5; views: 1 partitions, next offsets sum 40`)
+	wantInspectLine(t, out, ` \d+ 2\d{3}-\S+Z append 1 2 2 2024-05-02T23:59:59Z clicks: 2 partitions, next offsets sum 5; views: 1 partition, next offsets sum 40`)
 	wantInspectLine(t, out, ` \d+ 2\d{3}-\S+Z append 2 3 1 2024-05-02T01:00:00Z clicks: 2 partitions, next offsets sum 3`)
 	if i, j := strings.Index(out, "next offsets sum 5"), strings.Index(out, "next offsets sum 3"); i < 0 || j < 0 || i > j {
 		t.Errorf("snapshots are not newest first:\n%s", out)

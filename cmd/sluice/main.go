@@ -81,10 +81,12 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // setMemoryLimit makes the garbage collector work harder as the heap nears
-// the memory budget, unless GOMEMLIMIT says otherwise.
+// the memory budget, unless GOMEMLIMIT says otherwise. The limit leaves a
+// fifth of the budget for what the Go heap does not count (stacks, runtime
+// structures, fragmentation), so the process's RSS stays within the budget.
 func setMemoryLimit(budget config.ByteSize) {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(budget))
+		debug.SetMemoryLimit(int64(budget) * 8 / 10)
 	}
 }
 
@@ -104,15 +106,21 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Signals are caught before anything starts, so a SIGTERM during start-up
+	// still ends in an orderly stop.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
 	setMemoryLimit(cfg.MemoryBudget)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	p, err := newPipeline(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during start-up")
+			return nil
+		}
 		return err
 	}
 	log.Info("sluice running", "pipeline", cfg.Name, "streams", len(cfg.Streams), "metrics", *metricsAddr)

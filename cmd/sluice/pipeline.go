@@ -178,7 +178,9 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
 			"partitions", state.Positions.Count())
 		p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state)
-		budget := int64(cfg.MemoryBudget) / 2 / int64(cfg.Writer.Workers)
+		// Open files get 3/8 of the memory budget; fetched and queued records
+		// 1/4 (see ingest); the rest is headroom for the garbage collector.
+		budget := int64(cfg.MemoryBudget) * 3 / 8 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
 		s, err := ingest.NewStream(ingest.Options{
 			Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
 			NewWriter: func(worker int) (ingest.TableWriter, error) {

@@ -6,7 +6,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -120,9 +119,12 @@ type Writer struct {
 	// Workers decode and write in parallel; Kafka partitions are spread over
 	// them (default: the number of CPUs).
 	Workers int `yaml:"workers"`
-	// MaxOpenFiles caps files open at once per worker (default 64). The least
-	// recently written file is closed early beyond it; it is still committed
-	// at the next checkpoint.
+	// MaxOpenFiles caps files open at once per worker (default 10000). The
+	// least recently written file is closed early beyond it, and the largest
+	// files are closed early while open files exceed half the memory budget;
+	// files closed early are still committed at the next checkpoint. A small
+	// open file costs about 10 KiB and no file descriptor until its first row
+	// group is written.
 	MaxOpenFiles int `yaml:"max_open_files"`
 }
 
@@ -195,32 +197,23 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // Parse is Load on bytes.
 func Parse(raw []byte) (*Pipeline, error) {
-	var missing []string
-	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("config refers to unset environment variables: %s", strings.Join(missing, ", "))
-	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(expanded, &doc); err != nil {
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("config is not valid YAML: %w", err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, errors.New("config is empty")
 	}
+	if errs := expandEnv(doc.Content[0], ""); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	if errs := checkKeys(doc.Content[0], reflect.TypeFor[Pipeline](), ""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	// checkKeys has refused unknown keys and values of the wrong type, so this
+	// decode does not fail in practice.
 	var p Pipeline
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
+	if err := doc.Decode(&p); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	p.applyDefaults()
@@ -230,16 +223,56 @@ func Parse(raw []byte) (*Pipeline, error) {
 	return &p, nil
 }
 
+// expandEnv replaces ${NAME} references in the scalar values of the parsed
+// document. Expanding after parsing, not in the raw text, keeps a value from
+// changing the document's structure (a password holding " #" or ": " stays
+// one string) and ignores references in comments. Unset variables are
+// reported with the key path that refers to them.
+func expandEnv(n *yaml.Node, path string) []error {
+	var errs []error
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if !envRef.MatchString(n.Value) {
+			return nil
+		}
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := envRef.FindStringSubmatch(m)[1]
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set (line %d)", orRoot(path), name, n.Line))
+			}
+			return v
+		})
+		if n.Style == 0 {
+			// An unquoted value is typed by what it expands to, as if it were
+			// written in the file: "workers: ${N}" is a number.
+			n.Tag = ""
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			errs = append(errs, expandEnv(n.Content[i+1], join(path, n.Content[i].Value))...)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			errs = append(errs, expandEnv(c, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return errs
+}
+
 var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 )
 
 // checkKeys walks the document beside the Go type and reports every key the
-// type does not have, with its dotted path and line, so a typo is found
-// before anything starts.
+// type does not have and every value that does not decode into its field,
+// with its dotted path and line, so a typo is found before anything starts.
 func checkKeys(n *yaml.Node, t reflect.Type, path string) []error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil
+		return checkValue(n, t, path)
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -271,19 +304,50 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) []error {
 			errs = append(errs, checkKeys(v, f.Type, join(path, k.Value))...)
 		}
 	case reflect.Slice:
-		if n.Kind == yaml.SequenceNode {
+		switch {
+		case n.Kind == yaml.SequenceNode:
 			for i, c := range n.Content {
 				errs = append(errs, checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
 			}
+		case !isNull(n):
+			errs = append(errs, fmt.Errorf("%s: want a list (line %d)", orRoot(path), n.Line))
 		}
 	case reflect.Map:
-		if n.Kind == yaml.MappingNode {
+		switch {
+		case n.Kind == yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				errs = append(errs, checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))...)
 			}
+		case !isNull(n):
+			errs = append(errs, fmt.Errorf("%s: want a mapping (line %d)", orRoot(path), n.Line))
 		}
+	default:
+		errs = append(errs, checkValue(n, t, path)...)
 	}
 	return errs
+}
+
+// checkValue decodes a leaf value on its own, so that an error names its key
+// path; decoding the whole document reports only a line.
+func checkValue(n *yaml.Node, t reflect.Type, path string) []error {
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	// Only the decoder's own TypeError is reworded, not one an UnmarshalYAML
+	// wrapped in its own explanation.
+	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 { //nolint:errorlint
+		msg = te.Errors[0]
+		if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("line %d: ", n.Line)); ok {
+			msg = rest
+		}
+	}
+	return []error{fmt.Errorf("%s: %s (line %d)", orRoot(path), msg, n.Line)}
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
 func join(path, key string) string {
@@ -309,9 +373,12 @@ const (
 	DefaultShutdownTimeout      = 25 * time.Second
 	DefaultTargetFileSize       = 256 << 20
 	DefaultRowGroupSize         = 16 << 20
-	DefaultMaxOpenFiles         = 64
+	DefaultMaxOpenFiles         = 10000
 	DefaultMaxRecordBytes       = 1 << 20
 	DefaultFetchMaxBytes        = 32 << 20
+	// MaxFetchMaxBytes is franz-go's default BrokerMaxReadBytes, which the
+	// client refuses to start below the fetch size; the streams do not raise it.
+	MaxFetchMaxBytes = 100 << 20
 )
 
 func (p *Pipeline) applyDefaults() {
@@ -400,6 +467,9 @@ func (p *Pipeline) Validate() error {
 			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
 		}
 	}
+	if p.Kafka.FetchMaxBytes > MaxFetchMaxBytes {
+		bad("kafka.fetch_max_bytes", "%s is above the maximum %s", p.Kafka.FetchMaxBytes, ByteSize(MaxFetchMaxBytes))
+	}
 	if s := p.Kafka.StartOffset; s != "earliest" && s != "latest" {
 		bad("kafka.start_offset", "%q is not earliest or latest", s)
 	}
@@ -428,6 +498,9 @@ func (p *Pipeline) Validate() error {
 	}
 	if p.Checkpoint.CommitFailureTimeout.D() < p.Checkpoint.Interval.D() {
 		bad("checkpoint.commit_failure_timeout", "%s is shorter than checkpoint.interval", p.Checkpoint.CommitFailureTimeout)
+	}
+	if p.Checkpoint.ShutdownTimeout < 0 {
+		bad("checkpoint.shutdown_timeout", "%s is negative", p.Checkpoint.ShutdownTimeout)
 	}
 	if p.Writer.TargetFileSize < 1<<20 {
 		bad("writer.target_file_size", "%s is below the minimum 1MiB", p.Writer.TargetFileSize)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +56,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 		if strings.HasSuffix(s, u.suffix) {
 			num := strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
 			f, err := strconv.ParseFloat(num, 64)
-			if err != nil || f < 0 {
+			// !(f >= 0) also refuses NaN; the upper bound refuses sizes that
+			// would overflow (or are Inf) instead of wrapping to negative.
+			if err != nil || !(f >= 0) || f*float64(u.mult) >= math.MaxInt64 {
 				return 0, fmt.Errorf("want a size like 512MiB, got %q", s)
 			}
 			return ByteSize(f * float64(u.mult)), nil

@@ -92,7 +92,7 @@ func (p *Program) compile(env *cel.Env, path, src string) (*expression, *cel.Typ
 	// Nested columns are not declared, so the checker would call them
 	// undeclared references; say what is actually wrong instead.
 	var errs []error
-	var refs []int
+	var refs []varRef
 	native := parsed.NativeRep()
 	walkIdents(native.Expr(), nil, func(e ast.Expr, name string) {
 		f, ok := p.in.Field(name)
@@ -105,8 +105,8 @@ func (p *Program) compile(env *cel.Env, path, src string) (*expression, *cel.Typ
 				path, name, f.Type, loc.Line(), loc.Column()+1))
 			return
 		}
-		if i, ok := p.vars[name]; ok && !slices.Contains(refs, i) {
-			refs = append(refs, i)
+		if i, ok := p.vars[name]; ok && !slices.ContainsFunc(refs, func(r varRef) bool { return r.field == i }) {
+			refs = append(refs, varRef{name: name, field: i})
 		}
 	})
 	if len(errs) > 0 {
@@ -120,8 +120,8 @@ func (p *Program) compile(env *cel.Env, path, src string) (*expression, *cel.Typ
 	if err != nil {
 		return nil, nil, []error{fmt.Errorf("%s: %w", path, err)}
 	}
-	slices.Sort(refs)
-	return &expression{src: src, prg: prg, refs: refs}, checked.OutputType(), nil
+	slices.SortFunc(refs, func(a, b varRef) int { return a.field - b.field })
+	return &expression{prg: prg, refs: refs}, checked.OutputType(), nil
 }
 
 // issueErrors turns CEL issues into one single-line error each.

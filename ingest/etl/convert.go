@@ -163,7 +163,7 @@ func (e *Evaluator) store(v ref.Val, t schema.Type) (parquet.Value, error) {
 			}
 			// The shortest decimal that reads back as the same double, so
 			// 0.1 is 0.1 rather than 0.1000000000000000055511151231257827.
-			e.num = strconv.AppendFloat(e.num[:0], float64(x), 'e', -1, 64)
+			e.num = strconv.AppendFloat(e.num[:0], float64(x), 'g', -1, 64)
 			s = bytesString(e.num)
 		case types.String:
 			s = string(x)

@@ -20,7 +20,7 @@
 //	int32, int64               int
 //	float32, float64           double
 //	decimal(p,s)               double (approximate; pass-through columns are not touched)
-//	date, timestamp[tz]        google.protobuf.Timestamp (dates at midnight UTC)
+//	date, timestamp[tz]        google.protobuf.Timestamp (dates at midnight UTC, zoneless timestamps as UTC)
 //	binary                     bytes
 //
 // An optional column is declared nullable: `x == null` tests it, and using a
@@ -30,9 +30,10 @@
 // compile-time error rather than an always-false test. List and struct
 // columns cannot be referenced.
 //
-// Numbers of different types compare with each other (`amount > 100` for a
-// double amount), and the CEL strings and math extensions (lowerAscii, trim,
-// split, math.greatest, …) are available.
+// Ordering comparisons work across numeric types (`amount > 100` for a
+// double amount), though equality still needs matching types, and the CEL
+// strings and math extensions (lowerAscii, trim, split, math.greatest, …) are
+// available.
 package etl
 
 import (
@@ -115,11 +116,15 @@ type Program struct {
 
 // expression is one compiled CEL expression.
 type expression struct {
-	src string
 	prg cel.Program
-	// refs are the input fields (Schema.Fields indexes) the expression reads,
-	// used only to explain evaluation failures caused by null inputs.
-	refs []int
+	// refs are the input columns the expression reads.
+	refs []varRef
+}
+
+// varRef is an input column read by an expression.
+type varRef struct {
+	name  string
+	field int // index in Schema.Fields
 }
 
 type computed struct {

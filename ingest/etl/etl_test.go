@@ -196,7 +196,7 @@ func TestApplyErrors(t *testing.T) {
 		{"float32 overflow", Config{Columns: []Column{{Name: "c", Expr: `d * 1e300`, Type: "float32"}}},
 			"etl: column c: value 1.25e+301 overflows float32"},
 		{"decimal overflow", Config{Columns: []Column{{Name: "c", Expr: `d`, Type: "decimal(3,2)"}}},
-			"etl: column c: 1.25e+01 overflows decimal(3,2)"},
+			"etl: column c: 12.5 overflows decimal(3,2)"},
 		{"bad decimal string", Config{Columns: []Column{{Name: "c", Expr: `s`, Type: "decimal(10,2)"}}},
 			`etl: column c: "Hello": invalid decimal syntax`},
 		{"dyn of the wrong type", Config{Columns: []Column{{Name: "c", Expr: `dyn(s)`, Type: "int64"}}},
@@ -314,7 +314,8 @@ func TestNested(t *testing.T) {
 		"tags", "list<string>",
 		"meta", "struct<name:string,n:int64,l:list<int32>>",
 		"secret", "string",
-		"amount", "float64")
+		"amount", "float64",
+		"items", "list<struct<sku:string,qty:int32>>")
 	cfg := Config{
 		Filter:  `id != 3`,
 		Rename:  map[string]string{"tags": "labels", "meta": "info"},
@@ -322,7 +323,8 @@ func TestNested(t *testing.T) {
 		Columns: []Column{{Name: "double", Expr: `amount == null ? amount : amount * 2.0`}},
 	}
 	recs := []map[string]any{
-		{"id": 1, "tags": []any{"a", nil, "b"}, "meta": map[string]any{"name": "x", "n": 5, "l": []any{1, 2}}, "secret": "s", "amount": 1.5},
+		{"id": 1, "tags": []any{"a", nil, "b"}, "meta": map[string]any{"name": "x", "n": 5, "l": []any{1, 2}}, "secret": "s", "amount": 1.5,
+			"items": []any{map[string]any{"sku": "k1", "qty": 2}, nil, map[string]any{"qty": 1}}},
 		{"id": 2, "tags": []any{}, "meta": map[string]any{"l": []any{}}},
 		{"id": 3, "tags": []any{"filtered"}},
 		{"id": 4, "tags": nil, "meta": nil, "amount": 2.0},
@@ -349,7 +351,7 @@ func TestNested(t *testing.T) {
 	}
 	ins, outs := roundTrip(t, inL, inRows...), roundTrip(t, outL, outRows...)
 	for i, m := range ins {
-		want := map[string]any{"id": m["id"], "labels": m["tags"], "info": m["meta"], "amount": m["amount"], "double": nil}
+		want := map[string]any{"id": m["id"], "labels": m["tags"], "info": m["meta"], "amount": m["amount"], "items": m["items"], "double": nil}
 		if a, ok := m["amount"].(float64); ok {
 			want["double"] = a * 2
 		}
@@ -360,6 +362,9 @@ func TestNested(t *testing.T) {
 	// The fixtures must themselves be what they claim.
 	if got := ins[0]["tags"]; !reflect.DeepEqual(got, []any{"a", nil, "b"}) {
 		t.Fatalf("input tags read back as %#v", got)
+	}
+	if got := ins[0]["items"]; !reflect.DeepEqual(got, []any{map[string]any{"sku": "k1", "qty": int32(2)}, nil, map[string]any{"sku": nil, "qty": int32(1)}}) {
+		t.Fatalf("input items read back as %#v", got)
 	}
 }
 

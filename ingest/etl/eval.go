@@ -3,6 +3,7 @@ package etl
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -63,9 +64,19 @@ type step struct {
 type activation struct {
 	e   *Evaluator
 	src parquet.Row
+	// refs are the variables of the expression being evaluated. The
+	// interpreter passes the same name strings on every evaluation, so
+	// scanning these few usually ends at a pointer-equal string, which is
+	// cheaper than hashing the name for the map in Program.vars.
+	refs []varRef
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
+	for _, r := range a.refs {
+		if r.name == name {
+			return a.e.input(a.src, r.field), true
+		}
+	}
 	i, ok := a.e.p.vars[name]
 	if !ok {
 		return nil, false
@@ -172,12 +183,14 @@ func consecutive(cols []int) bool {
 // does not fit its column, or src does not match the input layout — and it
 // should be dead-lettered with err.Error() as the reason.
 //
-// The output row shares byte arrays with src (strings and binaries are not
-// copied), so it is valid as long as src's are.
+// dst must not overlap src. The output row shares byte arrays with src
+// (strings and binaries are not copied), so it is valid as long as src's are;
+// it does not share memory with the Evaluator, so rows from successive calls
+// may be kept together in a batch.
 func (e *Evaluator) Apply(dst, src parquet.Row) (out parquet.Row, keep bool, err error) {
 	e.act.src = src
 	out, keep, err = e.apply(dst[:0], src)
-	e.act.src = nil // do not keep the caller's row alive
+	e.act.src, e.act.refs = nil, nil // do not keep the caller's row alive
 	return out, keep, err
 }
 
@@ -186,6 +199,7 @@ func (e *Evaluator) apply(dst, src parquet.Row) (parquet.Row, bool, error) {
 		return dst, false, err
 	}
 	if f := e.p.filter; f != nil {
+		e.act.refs = f.refs
 		v, _, err := f.prg.Eval(&e.act)
 		if err != nil {
 			return dst, false, e.evalError("filter", f, src, err)
@@ -203,6 +217,7 @@ func (e *Evaluator) apply(dst, src parquet.Row) (parquet.Row, bool, error) {
 	}
 	for i := range e.p.columns {
 		c := &e.p.columns[i]
+		e.act.refs = c.refs
 		v, _, err := c.prg.Eval(&e.act)
 		if err != nil {
 			return dst, false, e.evalError("column "+c.name, &c.expression, src, err)
@@ -216,19 +231,24 @@ func (e *Evaluator) apply(dst, src parquet.Row) (parquet.Row, bool, error) {
 		}
 		e.computed[i] = pv
 	}
+	if e.flat {
+		// A flat input makes a flat output, one value per step, so the row
+		// is written by index rather than appended value by value.
+		dst = slices.Grow(dst, len(e.steps))[:len(e.steps)]
+		for k, s := range e.steps {
+			if s.computed >= 0 {
+				dst[k] = e.computedValue(s)
+				continue
+			}
+			dst[k] = src[s.inCol]
+			dst[k].SetColumnIndex(s.outCol)
+		}
+		return dst, true, nil
+	}
 	for _, s := range e.steps {
 		switch {
 		case s.computed >= 0:
-			v := e.computed[s.computed]
-			def := s.def
-			if v.IsNull() {
-				def = 0 // top-level: null is definition level 0
-			}
-			dst = append(dst, v.Level(0, def, s.outCol))
-		case e.flat:
-			v := src[s.inCol]
-			v.SetColumnIndex(s.outCol)
-			dst = append(dst, v)
+			dst = append(dst, e.computedValue(s))
 		default:
 			// A top-level field keeps its repetition and definition levels
 			// wherever it sits in the row; only the columns move.
@@ -240,6 +260,15 @@ func (e *Evaluator) apply(dst, src parquet.Row) (parquet.Row, bool, error) {
 		}
 	}
 	return dst, true, nil
+}
+
+func (e *Evaluator) computedValue(s step) parquet.Value {
+	v := e.computed[s.computed]
+	def := s.def
+	if v.IsNull() {
+		def = 0 // top-level: null is definition level 0
+	}
+	return v.Level(0, def, s.outCol)
 }
 
 // index checks that src fits the input layout and, for a non-flat layout,
@@ -300,10 +329,10 @@ func (e *Evaluator) input(src parquet.Row, field int) ref.Val {
 // such overload", so the inputs that were null are named.
 func (e *Evaluator) evalError(what string, x *expression, src parquet.Row, err error) error {
 	var nulls []string
-	for _, i := range x.refs {
-		s := &e.slots[i]
-		if v := e.value(src, i); v.IsNull() || v.DefinitionLevel() < s.def {
-			nulls = append(nulls, e.p.in.Fields[i].Name)
+	for _, r := range x.refs {
+		s := &e.slots[r.field]
+		if v := e.value(src, r.field); v.IsNull() || v.DefinitionLevel() < s.def {
+			nulls = append(nulls, r.name)
 		}
 	}
 	if len(nulls) > 0 {

@@ -127,6 +127,12 @@ func leafValue(t testing.TB, typ schema.Type, v any) parquet.Value {
 // so the library checks the levels and column indexes.
 func roundTrip(t testing.TB, l *schema.Layout, rows ...parquet.Row) []map[string]any {
 	t.Helper()
+	defer func() {
+		// parquet-go panics on some malformed rows; report it as a failure.
+		if r := recover(); r != nil {
+			t.Fatalf("parquet-go rejected the rows: %v", r)
+		}
+	}()
 	var buf bytes.Buffer
 	w := parquet.NewWriter(&buf, l.Parquet)
 	if _, err := w.WriteRows(rows); err != nil {

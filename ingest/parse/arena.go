@@ -13,11 +13,11 @@ type arena struct {
 }
 
 const (
-	arenaChunk = 32 << 10
+	arenaChunk = 64 << 10
 	// arenaLarge is the size above which a value gets its own allocation
 	// rather than wasting the tail of a chunk.
 	arenaLarge = arenaChunk / 4
-	// arenaKeep is how many chunks reset keeps for reuse (2 MiB), so that one
+	// arenaKeep is how many chunks reset keeps for reuse (4 MiB), so that one
 	// batch of huge records does not pin its memory for the decoder's life.
 	arenaKeep = 64
 )

@@ -17,9 +17,11 @@ type number struct {
 	plain     bool // neither a fraction nor an exponent was written
 }
 
-// maxExp caps the exponents splitNumber returns. Any nonzero value with a
-// larger exponent overflows every type, and capping keeps the arithmetic on
-// exponents far from int64 overflow.
+// maxExp caps the magnitude of the exponents splitNumber returns, keeping
+// the arithmetic on exponents far from int64 overflow. Capping changes no
+// outcome: a nonzero value of fewer than 2^40 digits (every record) with an
+// exponent beyond ±2^40 overflows every type or has digits beyond every
+// scale either way.
 const maxExp = 1 << 40
 
 // splitNumber splits s, which must be a JSON number when strict is set.

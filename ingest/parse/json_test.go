@@ -357,3 +357,58 @@ func TestRowsValidUntilReset(t *testing.T) {
 		t.Fatalf("arena grew from %d to %d chunks after Reset", chunks, len(d.arena.chunks))
 	}
 }
+
+// TestNewJSONBadLayout checks that a layout disagreeing with its Parquet
+// schema is refused up front: parquet-go would panic on, or silently
+// misfile, the rows decoded for it.
+func TestNewJSONBadLayout(t *testing.T) {
+	cols := []col{req("ts", "timestamp"), opt("a", "int32"), opt("s", "struct<x:string,y:list<bool>>")}
+	for _, tc := range []struct {
+		name   string
+		tamper func(l *schema.Layout)
+		err    string
+	}{
+		{"top out of order", func(l *schema.Layout) { l.Top[0], l.Top[1] = l.Top[1], l.Top[0] }, "parse: column s.x is leaf 1, want 0"},
+		{"wrong definition level", func(l *schema.Layout) { l.Top[1].Children[0].Def = 1 }, "parse: column s.x: layout has BYTE_ARRAY def 1 rep 0, parquet schema BYTE_ARRAY def 2 rep 0"},
+		{"wrong type", func(l *schema.Layout) { l.Top[0].Field.Type.Kind = schema.KindInt64 }, "parse: column a: layout has INT64 def 1 rep 0, parquet schema INT32 def 1 rep 0"},
+		{"not flat", func(l *schema.Layout) { l.Flat = true }, "parse: flat layout has column s at 1"},
+		{"missing column", func(l *schema.Layout) { l.Top = l.Top[:2]; l.Top[1] = l.Top[0] }, "parse: column a is leaf 0, want 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLayout(t, cols...)
+			tc.tamper(l)
+			_, err := NewJSON(l, Options{EventTime: "ts"})
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestKeyOrderChanges decodes records whose keys move around, with one
+// decoder that remembers key positions and a fresh one for each record,
+// which must agree.
+func TestKeyOrderChanges(t *testing.T) {
+	l := newLayout(t, req("ts", "int64"), opt("a", "int32"), opt("b", "string"), opt("s", "struct<x:int32,y:int32>"))
+	d := newDecoder(t, l, Options{EventTime: "ts"})
+	for _, record := range []string{
+		`{"ts":1,"a":1,"b":"x","s":{"x":1,"y":2}}`,
+		`{"ts":1,"a":1,"b":"x","s":{"x":1,"y":2}}`,
+		`{"b":"x","a":2,"ts":1,"s":{"y":1,"x":2}}`,
+		`{"ts":1,"zz":0,"a":3,"s":{"q":0,"y":3}}`,
+		`{"ts":1,"a":4,"zz":0,"s":{"y":4,"q":0}}`,
+		`{"ts":1,"zz":5,"a":5}`,
+		`{"ts":1,"a":6,"b":"x","zz":6}`,
+		`{"ts":1,"\u0061":7,"b":"x"}`,
+		`{"ts":1,"a":8,"b":"y","zz":6,"zzz":7,"a2":9}`,
+		`{"ts":1}`,
+		`{"ts":1,"a":10,"b":"z","s":{"x":10,"y":10,"x":11}}`, // duplicate
+		`{"ts":1,"a":11,"b":"x","s":{"x":1,"y":2}}`,
+	} {
+		got, _, gerr := d.Decode(nil, []byte(record))
+		want, _, werr := newDecoder(t, l, Options{EventTime: "ts"}).Decode(nil, []byte(record))
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) || !got.Equal(want) {
+			t.Fatalf("%s: decoder with history gives%s %v\nfresh decoder gives%s %v", record, fmtRow(got), gerr, fmtRow(want), werr)
+		}
+	}
+}

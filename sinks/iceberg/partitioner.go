@@ -196,8 +196,10 @@ func twosComplement(x *big.Int) []byte {
 		}
 		return b
 	}
-	// Negative: 2^(8n) + x with the smallest n whose top bit is set.
-	n := (x.BitLen() + 8) / 8
+	// Negative: 2^(8n) + x with the smallest n whose top bit is set, that
+	// is the smallest n with x >= -2^(8n-1). BitLen of |x| overcounts by
+	// one for x = -2^(8k-1) (-128 fits one byte as 0x80); ^x = -x-1 does not.
+	n := (new(big.Int).Not(x).BitLen() + 8) / 8
 	m := new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), uint(8*n)), x)
 	b := m.Bytes()
 	for len(b) < n {
@@ -228,7 +230,9 @@ func (p *Partitioner) Partition(row parquet.Row) (Partition, error) {
 				case schema.KindString:
 					val = string(v.ByteArray())
 				case schema.KindBinary:
-					val = append([]byte(nil), v.ByteArray()...)
+					// Never nil: a nil slice is written to the manifest as a
+					// null partition value, not as empty bytes.
+					val = append([]byte{}, v.ByteArray()...)
 				case schema.KindBool:
 					val = v.Boolean()
 				case schema.KindInt32:
@@ -256,6 +260,6 @@ func (p *Partitioner) Partition(row parquet.Row) (Partition, error) {
 
 type partRecord []any
 
-func (r partRecord) Size() int         { return len(r) }
-func (r partRecord) Get(i int) any     { return r[i] }
-func (r partRecord) Set(i int, v any)  { r[i] = v }
+func (r partRecord) Size() int        { return len(r) }
+func (r partRecord) Get(i int) any    { return r[i] }
+func (r partRecord) Set(i int, v any) { r[i] = v }

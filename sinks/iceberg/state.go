@@ -1,10 +1,10 @@
 package iceberg
 
 import (
-	"errors"
-	"io/fs"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"

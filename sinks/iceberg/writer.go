@@ -1,9 +1,9 @@
 package iceberg
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -11,6 +11,7 @@ import (
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/ingest/schema"
 	pq "github.com/sluicehq/sluice/sinks/parquet"
@@ -53,7 +54,7 @@ type Writer struct {
 	seq      int
 	sealed   []iceberg.DataFile
 	sealedSz int64
-	slab     []parquet.Value
+	unsynced []string // closed local files not yet fsynced
 	stats    WriterStats
 }
 
@@ -65,8 +66,7 @@ type WriterStats struct {
 
 type openFile struct {
 	path     string
-	w        icebergio.FileWriter
-	buf      *bufio.Writer
+	w        *lazyFile
 	file     *pq.File
 	part     Partition
 	pending  []parquet.Row
@@ -95,7 +95,7 @@ const pendingRows = 256
 
 // Write adds a row to the file of its partition. key is the partition key
 // from Partitioner.AppendKey; eventTime (microseconds) names new files. The
-// row is copied; its byte slices must stay valid until Flush.
+// row is not copied: it and its byte slices must stay valid until Flush.
 func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
 	f := w.open[string(key)]
 	if f == nil {
@@ -107,12 +107,7 @@ func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
 	}
 	w.tick++
 	f.lastUsed = w.tick
-	if cap(w.slab)-len(w.slab) < len(row) {
-		w.slab = make([]parquet.Value, 0, max(4096, 2*len(row)))
-	}
-	start := len(w.slab)
-	w.slab = append(w.slab, row...)
-	f.pending = append(f.pending, w.slab[start:len(w.slab):len(w.slab)])
+	f.pending = append(f.pending, row)
 	if len(f.pending) >= pendingRows {
 		return w.flushFile(f)
 	}
@@ -139,15 +134,14 @@ func (w *Writer) create(row parquet.Row, eventTime int64) (*openFile, error) {
 	name := fmt.Sprintf("%s-w%d-%s-%05d.parquet",
 		time.UnixMicro(eventTime).UTC().Format("20060102T150405Z"), w.opts.Worker, w.opts.RunID, w.seq)
 	path := dir + "/" + name
-	out, err := w.fio.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create data file %s: %w", path, err)
-	}
-	buf := bufio.NewWriterSize(out, 256<<10)
-	file := pq.Create(buf, w.layout, pq.WriterOptions{
+	out := &lazyFile{fio: w.fio, path: path}
+	// No write buffer here: the Parquet file writes in row-group bursts
+	// through a shared buffer, so an open file costs only its staged rows,
+	// and no file descriptor until its first row group is written.
+	file := pq.Create(out, w.layout, pq.WriterOptions{
 		Compression: w.opts.Compression, RowGroupBytes: w.opts.RowGroupSize,
 	})
-	return &openFile{path: path, w: out, buf: buf, file: file, part: part}, nil
+	return &openFile{path: path, w: out, file: file, part: part}, nil
 }
 
 func (w *Writer) flushFile(f *openFile) error {
@@ -180,7 +174,6 @@ func (w *Writer) Flush() error {
 		}
 		buffered += f.file.BufferedBytes()
 	}
-	w.slab = w.slab[:0]
 	for buffered > w.opts.MemoryBudget && len(w.open) > 0 {
 		var bigKey string
 		var big *openFile
@@ -223,14 +216,11 @@ func (w *Writer) seal(key string, f *openFile) error {
 	if err != nil {
 		return fmt.Errorf("close %s: %w", f.path, err)
 	}
-	if err := f.buf.Flush(); err != nil {
-		return fmt.Errorf("close %s: %w", f.path, err)
-	}
-	// Data must be durable before a snapshot points at it.
-	if s, ok := f.w.(interface{ Sync() error }); ok {
-		if err := s.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", f.path, err)
-		}
+	// Data must be durable before a snapshot points at it. Local files are
+	// synced together at the checkpoint, in parallel, rather than one by
+	// one as they close: a backfill may close thousands between checkpoints.
+	if osf, ok := f.w.w.(*os.File); ok {
+		w.unsynced = append(w.unsynced, osf.Name())
 	}
 	if err := f.w.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", f.path, err)
@@ -248,17 +238,68 @@ func (w *Writer) seal(key string, f *openFile) error {
 }
 
 // Seal closes every open file and returns all files sealed since the last
-// Seal, with their total size.
+// Seal, with their total size, once they are durable.
 func (w *Writer) Seal() ([]iceberg.DataFile, int64, error) {
 	for key, f := range w.open {
 		if err := w.seal(key, f); err != nil {
 			return nil, 0, err
 		}
 	}
-	w.slab = w.slab[:0]
+	if err := syncFiles(w.unsynced); err != nil {
+		return nil, 0, err
+	}
+	w.unsynced = w.unsynced[:0]
 	files, size := w.sealed, w.sealedSz
 	w.sealed, w.sealedSz = nil, 0
 	return files, size, nil
+}
+
+// lazyFile creates its file on the first write. Most files of a backfill
+// over many partitions stay small and are written once, at close; they hold
+// no file descriptor while open.
+type lazyFile struct {
+	fio  icebergio.WriteFileIO
+	path string
+	w    icebergio.FileWriter
+}
+
+func (l *lazyFile) Write(p []byte) (int, error) {
+	if l.w == nil {
+		w, err := l.fio.Create(l.path)
+		if err != nil {
+			return 0, fmt.Errorf("create data file %s: %w", l.path, err)
+		}
+		l.w = w
+	}
+	return l.w.Write(p)
+}
+
+// Close closes the file if it was created.
+func (l *lazyFile) Close() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Close()
+}
+
+// syncFiles fsyncs closed files, several at a time.
+func syncFiles(paths []string) error {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, p := range paths {
+		g.Go(func() error {
+			f, err := os.Open(p)
+			if err != nil {
+				return fmt.Errorf("sync %s: %w", p, err)
+			}
+			defer f.Close()
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("sync %s: %w", p, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // OpenFiles is the number of files open now.

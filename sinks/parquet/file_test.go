@@ -6,10 +6,13 @@ import (
 	"io"
 	"maps"
 	"math/big"
+	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/iceberg-go"
@@ -43,15 +46,7 @@ func TestFileMetricsAllTypes(t *testing.T) {
 	if len(md.RowGroups) < 3 {
 		t.Fatalf("%d row groups, want several", len(md.RowGroups))
 	}
-	want := expectedMetrics(t, l, rows, recs)
-	want.ColumnSizes = map[int]int64{}
-	for _, rg := range md.RowGroups {
-		want.SplitOffsets = append(want.SplitOffsets, rg.FileOffset)
-		for j, cc := range rg.Columns {
-			want.ColumnSizes[columnID(t, l, j)] += cc.MetaData.TotalCompressedSize
-		}
-	}
-	compareMetrics(t, l, got, want)
+	compareMetrics(t, l, got, expectFromFile(t, l, data, rows, recs))
 
 	// The footer as written to the file gives the same metrics as the one
 	// parquet-go kept in memory, which Close used.
@@ -66,8 +61,11 @@ func TestFileMetricsAllTypes(t *testing.T) {
 	if _, ok := got.LowerBounds[ids["tags.element"]]; ok {
 		t.Error("list element has a lower bound")
 	}
-	if got.UpperBounds[ids["s"]] == nil || got.LowerBounds[ids["bin"]] == nil {
-		t.Error("string or binary bound missing")
+	if n := utf8.RuneCount(got.UpperBounds[ids["s"]]); n != boundLength {
+		t.Errorf("upper bound of s has %d code points, want it truncated to %d", n, boundLength)
+	}
+	if got.LowerBounds[ids["bin"]] == nil || got.UpperBounds[ids["d38"]] == nil {
+		t.Error("binary or decimal(38) bound missing")
 	}
 	nullOnly := false
 	for _, rg := range md.RowGroups {
@@ -78,10 +76,46 @@ func TestFileMetricsAllTypes(t *testing.T) {
 		t.Error("no row group holds only nulls in column opt; adjust the data")
 	}
 
+	// Pages every reader supports, Iceberg's vectorized one included:
+	// version 1, values PLAIN, levels RLE.
+	for i, rg := range md.RowGroups {
+		for j, cc := range rg.Columns {
+			for _, s := range cc.MetaData.EncodingStats {
+				if s.PageType != format.DataPage || s.Encoding != format.Plain {
+					t.Errorf("row group %d column %d has %s pages in %s", i, j, s.PageType, s.Encoding)
+				}
+			}
+			for _, e := range cc.MetaData.Encoding {
+				if e != format.Plain && e != format.RLE {
+					t.Errorf("row group %d column %d uses %s", i, j, e)
+				}
+			}
+		}
+	}
+
 	checkRoundTrip(t, data, rows)
 	checkPageIndexes(t, pf)
 	checkIcebergDecoding(t, l, got)
 	checkManifest(t, l, got, int64(len(data)))
+}
+
+// expectFromFile is expectedMetrics with the sizes and offsets that only
+// the written file knows, read from it by parquet-go.
+func expectFromFile(t *testing.T, l *schema.Layout, data []byte, rows []parquet.Row, recs []record) Metrics {
+	t.Helper()
+	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := expectedMetrics(t, l, rows, recs)
+	want.ColumnSizes = map[int]int64{}
+	for _, rg := range pf.Metadata().RowGroups {
+		want.SplitOffsets = append(want.SplitOffsets, rg.FileOffset)
+		for j, cc := range rg.Columns {
+			want.ColumnSizes[columnID(t, l, j)] += cc.MetaData.TotalCompressedSize
+		}
+	}
+	return want
 }
 
 func columnID(t testing.TB, l *schema.Layout, col int) int {
@@ -366,8 +400,8 @@ func TestFileLifecycle(t *testing.T) {
 		if err := f.WriteRows([]parquet.Row{row}); err != nil {
 			t.Fatal(err)
 		}
-		if f.BufferedBytes() > 8<<10 {
-			t.Fatalf("buffered %d bytes with row groups of 4 KiB", f.BufferedBytes())
+		if f.dataBytes() > 8<<10 {
+			t.Fatalf("holds %d bytes of data with row groups of 4 KiB", f.dataBytes())
 		}
 	}
 	if f.Rows() != 200 || f.WrittenBytes() == 0 || f.WrittenBytes() != int64(buf.Len()) {
@@ -511,54 +545,106 @@ var clickEvent = []fieldSpec{
 }
 
 func clickRows(l *schema.Layout, n int) []parquet.Row {
+	recs := clickRecords(n)
 	rows := make([]parquet.Row, n)
-	countries := []string{"US", "DE", "FR", "JP", "BR", "IN"}
-	for i := range rows {
-		rows[i] = shred(l, record{
-			"event_id":    "01J" + strings.Repeat("X", 20) + string(rune('A'+i%26)),
-			"user_id":     int64(i * 7919 % 100000),
-			"session_id":  "sess-" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)),
-			"ts":          1_700_000_000_000_000 + int64(i)*1000,
-			"url":         "https://example.com/products/" + string(rune('a'+i%26)) + "/view?ref=home",
-			"referrer":    "https://search.example.org/?q=shoes",
-			"country":     countries[i%len(countries)],
-			"device":      "mobile",
-			"duration_ms": int32(i % 5000),
-			"price":       big.NewInt(int64(i%100000) - 50000),
-			"is_bot":      i%50 == 0,
-			"ua":          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15",
-		})
+	for i, rec := range recs {
+		rows[i] = shred(l, rec)
 	}
 	return rows
 }
 
-// TestFileMemoryPerOpenFile measures the heap an open file holds after a
-// few rows, which bounds how many files can be open at once.
+func clickRecords(n int) []record {
+	r := rand.New(rand.NewPCG(11, 13))
+	countries := []string{"US", "DE", "FR", "JP", "BR", "IN", "GB", "CA"}
+	devices := []string{"mobile", "desktop", "tablet"}
+	paths := []string{"products", "cart", "checkout", "search", "account", "home"}
+	hex := func(k int) string {
+		const digits = "0123456789abcdef"
+		b := make([]byte, k)
+		for i := range b {
+			b[i] = digits[r.IntN(16)]
+		}
+		return string(b)
+	}
+	recs := make([]record, n)
+	ts := int64(1_700_000_000_000_000)
+	for i := range recs {
+		ts += r.Int64N(2000)
+		rec := record{
+			"event_id":    hex(32),
+			"user_id":     r.Int64N(1_000_000),
+			"session_id":  "s-" + hex(12),
+			"ts":          ts,
+			"url":         "https://shop.example.com/" + paths[r.IntN(len(paths))] + "/" + strconv.Itoa(r.IntN(5000)),
+			"referrer":    nil,
+			"country":     countries[r.IntN(len(countries))],
+			"device":      devices[r.IntN(len(devices))],
+			"duration_ms": int32(r.IntN(30000)),
+			"price":       big.NewInt(r.Int64N(1_000_000) - 1000),
+			"is_bot":      r.IntN(50) == 0,
+			"ua":          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_" + strconv.Itoa(r.IntN(6)) + " like Mac OS X) AppleWebKit/605.1.15",
+		}
+		if r.IntN(3) > 0 {
+			rec["referrer"] = "https://search.example.org/?q=" + hex(6)
+		}
+		if r.IntN(10) == 0 {
+			rec["price"] = nil
+		}
+		recs[i] = rec
+	}
+	return recs
+}
+
+// TestFileMemoryPerOpenFile measures the heap an open file holds, which
+// bounds how many files can be open at once: after a few rows, and after a
+// row group was flushed (parquet-go keeps its writer and some column
+// buffers from then on).
 func TestFileMemoryPerOpenFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures memory")
 	}
+	click := newLayout(t, clickEvent...)
+	all := newLayout(t, allTypes...)
+	var allRows, allFirst []parquet.Row
+	for _, rec := range genRecords(10, 3) {
+		allRows = append(allRows, shred(all, rec))
+	}
+	for _, rec := range genRecords(2000, 4) {
+		allFirst = append(allFirst, shred(all, rec))
+	}
 	for _, c := range []struct {
-		name  string
-		specs []fieldSpec
-	}{{"click_event", clickEvent}, {"all_types", allTypes}} {
-		l := newLayout(t, c.specs...)
-		var rows []parquet.Row
-		if c.name == "click_event" {
-			rows = clickRows(l, 10)
-		} else {
-			for _, rec := range genRecords(10, 3) {
-				rows = append(rows, shred(l, rec))
-			}
-		}
-		const files = 500
+		name    string
+		l       *schema.Layout
+		first   []parquet.Row // written, then flushed as a row group
+		rows    []parquet.Row // written and left open
+		maxHeap int64
+	}{
+		{"click_event/10_rows", click, nil, clickRows(click, 10), 32 << 10},
+		{"all_types/10_rows", all, nil, allRows, 32 << 10},
+		{"click_event/10_rows_after_a_row_group", click, clickRows(click, 2000), clickRows(click, 10), 384 << 10},
+		{"all_types/10_rows_after_a_row_group", all, allFirst, allRows, 512 << 10},
+	} {
+		const files = 100
 		open := make([]*File, files)
+		opts := WriterOptions{} // one row group of first, flushed by hand
 		before := heapInUse()
 		for i := range open {
-			open[i] = Create(io.Discard, l, WriterOptions{})
-			if err := open[i].WriteRows(rows); err != nil {
+			f := Create(io.Discard, c.l, opts)
+			if c.first != nil {
+				if err := f.WriteRows(c.first); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.unstage(); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.flushRowGroup(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.WriteRows(c.rows); err != nil {
 				t.Fatal(err)
 			}
+			open[i] = f
 		}
 		after := heapInUse()
 		var buffered int64
@@ -566,10 +652,14 @@ func TestFileMemoryPerOpenFile(t *testing.T) {
 			buffered += f.BufferedBytes()
 		}
 		perFile := (after - before) / files
-		t.Logf("%s (%d columns): %d bytes of heap per open file with %d rows; BufferedBytes reports %d",
-			c.name, l.NumColumns, perFile, len(rows), buffered/files)
-		if perFile > 256<<10 {
-			t.Errorf("%d bytes per open file", perFile)
+		t.Logf("%s (%d columns): %d bytes of heap per open file; BufferedBytes reports %d",
+			c.name, c.l.NumColumns, perFile, buffered/files)
+		if perFile > c.maxHeap {
+			t.Errorf("%s: %d bytes per open file, want at most %d", c.name, perFile, c.maxHeap)
+		}
+		// The daemon's memory budget relies on the estimate.
+		if est := buffered / files; est < perFile/2 || est > 2*perFile {
+			t.Errorf("%s: BufferedBytes estimates %d bytes, the heap says %d", c.name, est, perFile)
 		}
 		runtime.KeepAlive(open)
 	}
@@ -587,15 +677,14 @@ func heapInUse() int64 {
 // measures a path that works.
 func TestClickRows(t *testing.T) {
 	l := newLayout(t, clickEvent...)
-	rows := clickRows(l, 1000)
-	data, m := writeFile(t, l, WriterOptions{}, rows, 256)
-	if m.RecordCount != 1000 {
-		t.Fatalf("%d rows", m.RecordCount)
+	recs := clickRecords(3000)
+	rows := make([]parquet.Row, len(recs))
+	for i, rec := range recs {
+		rows[i] = shred(l, rec)
 	}
+	data, m := writeFile(t, l, WriterOptions{RowGroupBytes: 64 << 10}, rows, 256)
+	compareMetrics(t, l, m, expectFromFile(t, l, data, rows, recs))
 	checkRoundTrip(t, data, rows)
-	if got := m.LowerBounds[fieldIDs(l)["price"]]; !bytes.Equal(got, []byte{0x3c, 0xb0}) { // -50000
-		t.Errorf("price lower bound %x", got)
-	}
 }
 
 func BenchmarkWriteRows(b *testing.B) {
@@ -608,6 +697,7 @@ func BenchmarkWriteRows(b *testing.B) {
 			f := Create(&out, l, WriterOptions{Compression: codec})
 			i := 0
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				if err := f.WriteRows(rows[i : i+batch]); err != nil {
 					b.Fatal(err)
@@ -617,8 +707,12 @@ func BenchmarkWriteRows(b *testing.B) {
 			if _, _, err := f.Close(); err != nil {
 				b.Fatal(err)
 			}
+			cpu := cpuTime() - cpu0
 			rowsDone := float64(b.N) * batch
 			b.ReportMetric(batch, "rows/op")
+			if cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/rowsDone, "cpu-ns/row")
+			}
 			b.ReportMetric(rowsDone/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/rowsDone, "ns/row")
 			b.ReportMetric(float64(out.n)/rowsDone, "bytes/row")

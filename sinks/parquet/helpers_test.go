@@ -197,6 +197,9 @@ func genRecords(n int, seed uint64) []record {
 		if r.IntN(20) == 0 {
 			rec["s"] = nil
 		}
+		if i == 1234 { // the maximum, and longer than a bound may be
+			rec["s"] = strings.Repeat("😀", 20)
+		}
 		switch k := r.IntN(10); {
 		case k == 0:
 			rec["tags"] = nil

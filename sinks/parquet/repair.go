@@ -18,7 +18,8 @@ import (
 //   - It orders fixed-length byte arrays as unsigned bytes, also for
 //     decimals, whose order is signed: a chunk holding -5 and 3 gets min 3
 //     and max -5, in the chunk statistics, the page headers and the column
-//     index. An engine pruning with them skips row groups that match.
+//     index. An engine that prunes with them may skip row groups that
+//     match.
 //   - Its column index gets no min or max entry for a page holding only
 //     nulls, so the lists come out shorter than null_pages, which parquet-mr
 //     and Arrow reject ("Not all sizes are equal").
@@ -42,7 +43,7 @@ type fixedTracker struct {
 
 type fixedColumn struct {
 	col    int
-	lo, hi []byte     // of the row group being written; nil before a value
+	lo, hi []byte      // of the row group being written; nil before a value
 	groups [][2][]byte // of finished row groups
 }
 
@@ -74,7 +75,8 @@ func newFixedTracker(l *schema.Layout, shape rowShape) *fixedTracker {
 	return t
 }
 
-// paths returns the column paths whose statistics parquet-go must skip.
+// options are the writer options that keep parquet-go from computing
+// statistics for the fixed-length columns.
 func (t *fixedTracker) options(l *schema.Layout) []parquet.WriterOption {
 	var opts []parquet.WriterOption
 	for c, p := range l.Parquet.Columns() {

@@ -43,6 +43,37 @@ func newRowShape(l *schema.Layout) rowShape {
 // check verifies that row holds the values of every column in column
 // order, one per column outside lists, with levels and kinds that fit.
 func (s rowShape) check(row parquet.Row) error {
+	// Fast path for one value per column, every flat row: the same rules
+	// as checkSlow, which explains what it finds.
+	if len(row) == len(s) {
+		ok := true
+		for i := range row {
+			v, cs := &row[i], &s[i]
+			def := v.DefinitionLevel()
+			if v.Column() != i || v.RepetitionLevel() != 0 {
+				ok = false
+				break
+			}
+			if v.IsNull() {
+				if def >= cs.maxDef {
+					ok = false
+					break
+				}
+				continue
+			}
+			if def != cs.maxDef || v.Kind() != cs.kind || cs.width > 0 && len(v.ByteArray()) != cs.width {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+	}
+	return s.checkSlow(row)
+}
+
+func (s rowShape) checkSlow(row parquet.Row) error {
 	col := 0
 	for i := 0; i < len(row); col++ {
 		c := row[i].Column()
