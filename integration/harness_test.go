@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -356,4 +358,176 @@ func scanColumn(t *testing.T, tbl *table.Table, column string, opts ...table.Sca
 		rec.Release()
 	}
 	return counts
+}
+
+// configOpts vary the events pipeline beyond what config takes. Empty
+// fields keep what config writes.
+type configOpts struct {
+	Interval string // checkpoint.interval (required)
+	ETL      string
+	// CatalogURI replaces the SQLite catalog in the test directory, e.g.
+	// with a postgres:// URL.
+	CatalogURI           string
+	CommitFailureTimeout string // checkpoint.commit_failure_timeout
+	MemoryBudget         string // memory_budget
+}
+
+// configWith is config with the settings of o; it writes the same file.
+func (e *env) configWith(o configOpts) string {
+	e.t.Helper()
+	text := eventsConfig
+	edit := func(old, new string) {
+		if !strings.Contains(text, old) {
+			e.t.Fatalf("configWith: eventsConfig no longer holds %q", old)
+		}
+		text = strings.Replace(text, old, new, 1)
+	}
+	if o.CatalogURI != "" {
+		edit("uri: {{dir}}/catalog.db", "uri: "+strconv.Quote(o.CatalogURI))
+	}
+	if o.CommitFailureTimeout != "" {
+		edit("  shutdown_timeout: 20s\n", "  shutdown_timeout: 20s\n  commit_failure_timeout: "+o.CommitFailureTimeout+"\n")
+	}
+	if o.MemoryBudget != "" {
+		edit("name: it\n", "name: it\nmemory_budget: "+o.MemoryBudget+"\n")
+	}
+	text = strings.NewReplacer("{{broker}}", e.addr, "{{dir}}", e.dir, "{{interval}}", o.Interval,
+		"{{topic}}", e.topic, "{{etl}}", o.ETL).Replace(text)
+	path := filepath.Join(e.dir, "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := config.Parse([]byte(text)); err != nil {
+		e.t.Fatalf("test config invalid: %v", err)
+	}
+	return path
+}
+
+// sqliteCatalog is the catalog URI config writes.
+func (e *env) sqliteCatalog() string { return filepath.Join(e.dir, "catalog.db") }
+
+// openCatalog opens the catalog at uri (a SQLite path or a postgres:// URL)
+// as the daemon does; the returned func closes it.
+func (e *env) openCatalog(uri string) (catalog.Catalog, func()) {
+	e.t.Helper()
+	cat, closeCat, err := iceberg.OpenCatalog(context.Background(), config.Catalog{
+		Type: "sql", URI: uri, Warehouse: "file://" + e.dir + "/warehouse", Name: "sluice",
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cat, func() { closeCat() }
+}
+
+// loadTableFrom is loadTable through the catalog at uri.
+func (e *env) loadTableFrom(uri, name string) (*table.Table, func()) {
+	e.t.Helper()
+	cat, closeCat := e.openCatalog(uri)
+	tbl, err := cat.LoadTable(context.Background(), iceberg.Identifier(name))
+	if err != nil {
+		closeCat()
+		e.t.Fatal(err)
+	}
+	return tbl, closeCat
+}
+
+// positionsFrom is positions read through the catalog at uri: nil until the
+// table exists. Opening a catalog creates its SQL tables, so with a server
+// catalog call it only once the daemon has started (waitReady).
+func (e *env) positionsFrom(uri, stream string) map[int32]int64 {
+	e.t.Helper()
+	cat, closeCat, err := iceberg.OpenCatalog(context.Background(), config.Catalog{
+		Type: "sql", URI: uri, Warehouse: "file://" + e.dir + "/warehouse", Name: "sluice",
+	})
+	if err != nil {
+		return nil
+	}
+	defer closeCat()
+	tbl, err := cat.LoadTable(context.Background(), iceberg.Identifier("it.events"))
+	if err != nil {
+		return nil
+	}
+	st, err := iceberg.LoadState(tbl, stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st.Positions[e.topic]
+}
+
+// caughtUpIn is caughtUp through the catalog at uri.
+func (e *env) caughtUpIn(uri, stream string) bool {
+	e.t.Helper()
+	ends := endOffsets(e.t, e.addr, e.topic)
+	pos := e.positionsFrom(uri, stream)
+	for p, end := range ends {
+		if end > 0 && pos[p] != end {
+			return false
+		}
+	}
+	return true
+}
+
+// checkExactlyOnce fails the test unless the table's ids are exactly
+// e-0 .. e-(total-1), each once.
+func checkExactlyOnce(t *testing.T, tbl *table.Table, total int) {
+	t.Helper()
+	ids := scanColumn(t, tbl, "id")
+	missing, dup := 0, 0
+	for i := range total {
+		switch n := ids[fmt.Sprintf("e-%d", i)]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dup++
+		}
+	}
+	if missing > 0 || dup > 0 || len(ids) != total {
+		t.Fatalf("table holds %d distinct ids, want %d: %d missing, %d duplicated", len(ids), total, missing, dup)
+	}
+}
+
+// metric sums the samples of a metric family on /metrics whose labels hold
+// every one of match (e.g. `table="it.events"`); ok is false when /metrics
+// does not answer.
+func (d *daemon) metric(name string, match ...string) (sum float64, ok bool) {
+	code, body, err := d.get("/metrics")
+	if err != nil || code != 200 {
+		return 0, false
+	}
+	for line := range strings.Lines(body) {
+		line = strings.TrimSpace(line)
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		labels, value := "", rest
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			labels, value = rest[:end+1], rest[end+1:]
+		}
+		matched := true
+		for _, m := range match {
+			matched = matched && strings.Contains(labels, m)
+		}
+		if !matched {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			sum += v
+		}
+	}
+	return sum, true
+}
+
+// waitExit waits up to timeout for the daemon to exit by itself and returns
+// its exit code.
+func (d *daemon) waitExit(timeout time.Duration) int {
+	d.t.Helper()
+	select {
+	case <-d.done:
+		return d.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		d.t.Fatalf("daemon did not exit within %s; log:\n%s", timeout, d.logTail())
+		return 0
+	}
 }

@@ -279,7 +279,7 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []icebe
 		if err != nil {
 			return 0, fmt.Errorf("reload table: %w", err)
 		}
-		st.tbl = tbl
+		c.setTable(st, tbl)
 		if snap, ok := findToken(tbl, props[PropCommitID]); ok {
 			c.log.Info("ambiguous commit had succeeded", "table", st.name, "snapshot", snap)
 			return snap, nil
@@ -301,8 +301,16 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []icebe
 	if err != nil {
 		return 0, err
 	}
-	st.tbl = tbl
+	c.setTable(st, tbl)
 	return tbl.CurrentSnapshot().SnapshotID, nil
+}
+
+// setTable records the table's latest state. Only Run writes st.tbl, and
+// reads it without the lock; Table reads it from other goroutines.
+func (c *Committer) setTable(st *tableState, tbl *table.Table) {
+	c.mu.Lock()
+	st.tbl = tbl
+	c.mu.Unlock()
 }
 
 func (c *Committer) setFailing(st *tableState, since time.Time, err error) {

@@ -292,9 +292,9 @@ func TestCommitterCommitsCheckpointsInOrder(t *testing.T) {
 		}
 		wantProps := map[string]string{
 			PropPipeline: "pipe", PropStream: "s1", PropCheckpoint: strconv.FormatInt(cp, 10),
-			PropCommitID:     "pipe/s1/run1/" + strconv.FormatInt(cp, 10),
-			PropMaxEventTime: strconv.FormatInt(w.maxEvent, 10),
-			PropRecords:      strconv.FormatInt(countRows(slices.Concat(w.files...)), 10),
+			PropCommitID:       "pipe/s1/run1/" + strconv.FormatInt(cp, 10),
+			PropMaxEventTime:   strconv.FormatInt(w.maxEvent, 10),
+			PropRecords:        strconv.FormatInt(countRows(slices.Concat(w.files...)), 10),
 			"added-data-files": strconv.Itoa(len(slices.Concat(w.files...))),
 		}
 		for k, v := range wantProps {
