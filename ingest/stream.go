@@ -142,6 +142,7 @@ func NewStream(opts Options) (*Stream, error) {
 		opts: opts, cfg: opts.Stream, log: opts.Logger.With("stream", opts.Stream.Name),
 		nextCheckpoint: opts.StartCheckpoint + 1, committed: opts.StartPositions.Clone(),
 		acked: opts.StartCheckpoint, ackedCh: make(chan struct{}), lag: map[topicPartition]int64{},
+		failed: make(chan struct{}),
 	}
 	s.stats.Checkpoint = opts.StartCheckpoint
 	s.stats.Positions = opts.StartPositions.Clone()
@@ -221,6 +222,8 @@ func (s *Stream) waitAcked(ctx context.Context, n int64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.failed:
+			return s.failErr
 		}
 	}
 }
@@ -286,6 +289,10 @@ func (s *Stream) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	s.fail(ErrAssignmentChanged)
 }
 
+// Abort makes Run return err at once, without waiting for a last checkpoint:
+// for when the committer is gone and no checkpoint could commit.
+func (s *Stream) Abort(err error) { s.fail(err) }
+
 func (s *Stream) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -298,7 +305,6 @@ func (s *Stream) fail(err error) {
 // Run reads until ctx ends, then stops polling, takes a last checkpoint,
 // waits (up to checkpoint.shutdown_timeout) for it to commit, and returns.
 func (s *Stream) Run(ctx context.Context) error {
-	s.failed = make(chan struct{})
 	cl, err := kgo.NewClient(s.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("stream %s: kafka client: %w", s.cfg.Name, err)

@@ -254,13 +254,16 @@ type progress struct {
 	lastTime time.Time
 	rate     float64
 	lastCP   int64
+	start    time.Time
+	first    int64
 }
 
 func newProgress(w *os.File, s *ingest.Stream) *progress {
 	fi, err := w.Stat()
 	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
 	st := s.Stats()
-	return &progress{w: w, s: s, tty: tty, last: st, lastTime: time.Now(), lastCP: st.Checkpoint}
+	now := time.Now()
+	return &progress{w: w, s: s, tty: tty, last: st, lastTime: now, lastCP: st.Checkpoint, start: now, first: st.Read}
 }
 
 func (p *progress) update() ingest.Stats {
@@ -288,8 +291,12 @@ func (p *progress) line(st ingest.Stats) string {
 		p.rate, st.Read, st.Lag, st.Committed, st.CommittedFiles, st.DeadLettered, st.Filtered, st.Checkpoint, ago)
 }
 
+// finish prints the last line, with the average rate of the whole run.
 func (p *progress) finish() ingest.Stats {
 	st := p.s.Stats()
+	if dt := time.Since(p.start).Seconds(); dt > 0 {
+		p.rate = float64(st.Read-p.first) / dt
+	}
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s\n", p.line(st))
 	} else {

@@ -77,8 +77,11 @@ func kafkaOpts(k config.Kafka) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// newRunID names this run's files; with the worker and a sequence number it
+// keeps every data file name unique, so it is long enough that two runs
+// never collide.
 func newRunID() string {
-	b := make([]byte, 4)
+	b := make([]byte, 6)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
@@ -242,7 +245,16 @@ func (p *pipeline) run(ctx context.Context, metricsAddr string) error {
 		stopCommit()
 		return err
 	})
-	g.Go(func() error { return p.committer.Run(gctx) })
+	g.Go(func() error {
+		err := p.committer.Run(gctx)
+		if err != nil {
+			// No checkpoint can commit any more: streams stop without one.
+			for _, s := range p.streams {
+				s.Abort(err)
+			}
+		}
+		return err
+	})
 	if metricsAddr != "" {
 		srv := &http.Server{Addr: metricsAddr, Handler: p.handler(), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {

@@ -24,31 +24,35 @@ func (s Schema) Field(name string) (Field, bool) {
 	return Field{}, false
 }
 
-// AssignIDs numbers fields the way Iceberg does for a new table: the fields
-// of a struct first, then what is nested in them, breadth first. The catalog
-// may renumber on create; Bind takes the table's numbering afterwards.
+// AssignIDs numbers fields the way Iceberg's reference implementation does
+// for a new table: all fields of a struct first, then depth first into each
+// one; a list's element is numbered when its list is entered. The catalog
+// may renumber on create; Bind takes the table's numbering afterwards, and
+// no file is written before that.
 func (s *Schema) AssignIDs() {
 	next := 1
-	queue := []*[]Field{&s.Fields}
-	for len(queue) > 0 {
-		fs := *queue[0]
-		queue = queue[1:]
-		for i := range fs {
-			fs[i].ID = next
-			next++
-			if fs[i].Type.Kind == KindList {
-				fs[i].ElemID = next
-				next++
-			}
-		}
-		for i := range fs {
-			t := &fs[i].Type
-			if t.Kind == KindList {
-				t = t.Elem
-			}
-			if t.Kind == KindStruct {
-				queue = append(queue, &t.Fields)
-			}
+	assignStruct(s.Fields, &next)
+}
+
+func assignStruct(fs []Field, next *int) {
+	for i := range fs {
+		fs[i].ID = *next
+		*next++
+	}
+	for i := range fs {
+		assignNested(&fs[i], next)
+	}
+}
+
+func assignNested(f *Field, next *int) {
+	switch f.Type.Kind {
+	case KindStruct:
+		assignStruct(f.Type.Fields, next)
+	case KindList:
+		f.ElemID = *next
+		*next++
+		if f.Type.Elem.Kind == KindStruct {
+			assignStruct(f.Type.Elem.Fields, next)
 		}
 	}
 }

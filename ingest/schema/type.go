@@ -129,6 +129,9 @@ func (t Type) Equal(o Type) bool {
 	case KindDecimal:
 		return t.Precision == o.Precision && t.Scale == o.Scale
 	case KindList:
+		if t.Elem == nil || o.Elem == nil {
+			return t.Elem == o.Elem
+		}
 		return t.Elem.Equal(*o.Elem)
 	case KindStruct:
 		if len(t.Fields) != len(o.Fields) {
@@ -258,7 +261,8 @@ func (p *typeParser) parse() (Type, error) {
 		}
 		if p.peek('(') {
 			p.i++
-			switch u := p.ident(); u {
+			// Units are case-insensitive like type names: "TIMESTAMP(MS)".
+			switch u := strings.ToLower(p.ident()); u {
 			case "ms":
 				t.Unit = Millis
 			case "us":

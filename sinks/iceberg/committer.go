@@ -162,6 +162,9 @@ func (c *Committer) Run(ctx context.Context) error {
 			return nil
 		case dw := <-c.in:
 			if err := c.gather(ctx, dw); err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while retrying: the stream reports the lost checkpoint
+				}
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -212,7 +213,12 @@ func twosComplement(x *big.Int) []byte {
 // partition field ID, plus its directory path.
 type Partition struct {
 	Values map[int]any
-	Path   string
+	// Path is Iceberg's partition path (PartitionToPath) escaped once more
+	// for use in a location URI: file IOs decode a location's percent
+	// escapes, so the directory on disk is the partition path itself. Were
+	// it used as it is, a value such as "/../../x" (escaped as
+	// "%2F..%2F..%2Fx") would decode into directories outside the table.
+	Path string
 }
 
 // Partition computes the partition of a row (once per open file, not per row).
@@ -255,7 +261,8 @@ func (p *Partitioner) Partition(row parquet.Row) (Partition, error) {
 		values[f.id] = val
 		rec[i] = val
 	}
-	return Partition{Values: values, Path: p.spec.PartitionToPath(rec, p.schema)}, nil
+	path := strings.ReplaceAll(p.spec.PartitionToPath(rec, p.schema), "%", "%25")
+	return Partition{Values: values, Path: path}, nil
 }
 
 type partRecord []any

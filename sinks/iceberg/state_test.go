@@ -57,7 +57,7 @@ func TestRemoveOrphans(t *testing.T) {
 	}{
 		{"unpartitioned", nil, []string{"a"}},
 		{"identity", []string{"k"}, []string{"p1", "p2"}},
-		{"escaped partition values", []string{"k"}, []string{"a b/c=d", "x:y+z", "日本"}},
+		{"escaped partition values", []string{"k"}, []string{"a b/c=d", "x:y+z", "日本", "/../../../../x", "", "100%"}},
 		{"day before 1970", []string{"day(ts)"}, []string{"a"}},
 	}
 	for _, tc := range tests {

@@ -83,6 +83,15 @@ func NewWriter(ctx context.Context, tbl *table.Table, layout *schema.Layout, par
 	if !ok {
 		return nil, fmt.Errorf("table %s: file io %T cannot write", strings.Join(tbl.Identifier(), "."), fs)
 	}
+	if opts.MaxOpenFiles <= 0 {
+		opts.MaxOpenFiles = 10000
+	}
+	if opts.TargetFileSize <= 0 {
+		opts.TargetFileSize = 256 << 20
+	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = 64 << 20
+	}
 	return &Writer{
 		opts: opts, fio: wfs, root: strings.TrimSuffix(tbl.Location(), "/") + "/data",
 		layout: layout, part: part, open: map[string]*openFile{},

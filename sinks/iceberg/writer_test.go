@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,6 +69,11 @@ func checkDataFiles(t *testing.T, tt *testTable, files []iceberg.DataFile) []int
 		}
 		if !reflect.DeepEqual(f.Partition(), part.Values) {
 			t.Errorf("%s: partition %v, its rows are in %v", loc, f.Partition(), part.Values)
+		}
+		// Whatever the partition values, the file is inside the table.
+		dataDir := localPath(strings.TrimSuffix(tt.tbl.Location(), "/") + "/data")
+		if rel, err := filepath.Rel(dataDir, localPath(loc)); err != nil || !filepath.IsLocal(rel) {
+			t.Errorf("%s is outside %s", localPath(loc), dataDir)
 		}
 		dir, name := path.Split(loc)
 		wantDir := strings.TrimSuffix(tt.tbl.Location(), "/") + "/data/"
@@ -192,11 +198,10 @@ func TestWriterRollsAtTargetSize(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	var written []event
 	for i := range 40 {
+		// Random ids compress badly, so the files grow.
 		batch := events(r, int64(i)*100, 100, keys(2), tsUS(t, "2024-01-01T00:00:00Z")+int64(i)*100e6)
 		for j := range batch {
-			// Incompressible keys make the files grow.
-			batch[j].k = fmt.Sprintf("p%02d", j%2)
-			batch[j].id = int64(i)*100 + int64(j)
+			batch[j].id += r.Int64N(1<<40) << 16
 		}
 		tt.write(t, w, batch...)
 		written = append(written, batch...)
@@ -305,6 +310,9 @@ func TestWriterPartitionValuesCommitted(t *testing.T) {
 			parquet.ByteArrayValue([]byte{}), parquet.NullValue(), parquet.ByteArrayValue([]byte{0})}},
 		{"empty string is not null", "string", "v", []parquet.Value{
 			parquet.ByteArrayValue([]byte{}), parquet.NullValue(), parquet.ByteArrayValue([]byte("x"))}},
+		{"strings that look like paths", "string", "v", []parquet.Value{
+			parquet.ByteArrayValue([]byte("/../../../../../../escaped")), parquet.ByteArrayValue([]byte("..")),
+			parquet.ByteArrayValue([]byte("a/b")), parquet.ByteArrayValue([]byte("100%")), parquet.ByteArrayValue([]byte("%2F"))}},
 		{"day before 1970", "date", "day(v)", []parquet.Value{parquet.Int32Value(-1), parquet.Int32Value(0)}},
 		{"month before 1970", "timestamptz(us)", "month(v)", []parquet.Value{parquet.Int64Value(-1), parquet.Int64Value(0)}},
 		{"identity timestamp", "timestamp(us)", "v", []parquet.Value{parquet.Int64Value(-1), parquet.Int64Value(0)}},
