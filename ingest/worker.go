@@ -76,9 +76,18 @@ func newWorker(s *Stream, id int) (*worker, error) {
 	return w, nil
 }
 
-func (w *worker) pause(cl *kgo.Client, topic string, partition int32) {
+// pause stops fetching a partition whose push left the queue above high.
+func (w *worker) pause(cl *kgo.Client, topic string, partition int32, high int64) {
 	w.pmu.Lock()
 	defer w.pmu.Unlock()
+	// The worker may have drained the queue since the push, finding nothing
+	// to resume; pausing now would leave the partition paused with nothing
+	// queued to resume it. Checked under pmu: a release that brings the
+	// queue below low after this check is followed by a resume that waits
+	// for pmu, so it sees this pause.
+	if w.q.queued() <= high {
+		return
+	}
 	tp := topicPartition{topic, partition}
 	if _, ok := w.paused[tp]; ok {
 		return
@@ -127,6 +136,7 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 			}
 			return err
 		}
+		w.s.opts.Metrics.queued.WithLabelValues(w.s.cfg.Name).Sub(float64(it.bytes))
 		if w.q.release(it.bytes) < low {
 			w.resume(cl)
 		}

@@ -124,3 +124,49 @@ type DataWritten struct {
 	// Bytes is the total size of Files.
 	Bytes int64
 }
+
+// Gatherer assembles checkpoints from the parts every worker reports. Each
+// worker sees every barrier in order, so checkpoints complete in order; a
+// Gatherer releases each one once all its parts are in, oldest first.
+type Gatherer struct {
+	workers int
+	last    int64
+	parts   map[int64][]DataWritten
+}
+
+// NewGatherer expects workers parts per checkpoint, starting after last.
+func NewGatherer(workers int, last int64) *Gatherer {
+	return &Gatherer{workers: workers, last: last, parts: map[int64][]DataWritten{}}
+}
+
+// Last is the number of the last checkpoint released.
+func (g *Gatherer) Last() int64 { return g.last }
+
+// Add takes one part and returns the checkpoints it completed, merged.
+func (g *Gatherer) Add(dw DataWritten) []DataWritten {
+	g.parts[dw.Checkpoint] = append(g.parts[dw.Checkpoint], dw)
+	var done []DataWritten
+	for {
+		next := g.last + 1
+		parts := g.parts[next]
+		if len(parts) < g.workers {
+			return done
+		}
+		delete(g.parts, next)
+		g.last = next
+		done = append(done, Merge(dw.Stream, next, parts))
+	}
+}
+
+// Merge combines the parts of one checkpoint.
+func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
+	merged := DataWritten{Stream: stream, Checkpoint: cp, Positions: Positions{}}
+	for _, p := range parts {
+		merged.Files = append(merged.Files, p.Files...)
+		merged.Positions.Merge(p.Positions)
+		merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
+		merged.Counts.Add(p.Counts)
+		merged.Bytes += p.Bytes
+	}
+	return merged
+}

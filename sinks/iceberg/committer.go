@@ -58,8 +58,7 @@ type tableState struct {
 	tbl       *table.Table
 	workers   int
 	positions checkpoint.Positions
-	last      int64 // last committed checkpoint
-	gathering map[int64][]checkpoint.DataWritten
+	gathering *checkpoint.Gatherer
 	failing   time.Time // zero when healthy
 	lastErr   error
 }
@@ -122,7 +121,7 @@ func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st St
 	defer c.mu.Unlock()
 	c.streams[stream] = &tableState{
 		stream: stream, name: strings.Join(tbl.Identifier(), "."), tbl: tbl, workers: workers,
-		positions: st.Positions.Clone(), last: st.Checkpoint, gathering: map[int64][]checkpoint.DataWritten{},
+		positions: st.Positions.Clone(), gathering: checkpoint.NewGatherer(workers, st.Checkpoint),
 	}
 }
 
@@ -178,33 +177,16 @@ func (c *Committer) gather(ctx context.Context, dw checkpoint.DataWritten) error
 	if st == nil {
 		return fmt.Errorf("checkpoint %d of unknown stream %q", dw.Checkpoint, dw.Stream)
 	}
-	st.gathering[dw.Checkpoint] = append(st.gathering[dw.Checkpoint], dw)
-	// Checkpoints complete in order because every worker sees every barrier
-	// in order; commit each one that is complete, oldest first.
-	for {
-		next := st.last + 1
-		parts := st.gathering[next]
-		if len(parts) < st.workers {
-			return nil
-		}
-		delete(st.gathering, next)
-		merged := checkpoint.DataWritten{Stream: st.stream, Checkpoint: next, Positions: checkpoint.Positions{}}
-		for _, p := range parts {
-			merged.Files = append(merged.Files, p.Files...)
-			merged.Positions.Merge(p.Positions)
-			merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
-			merged.Counts.Add(p.Counts)
-			merged.Bytes += p.Bytes
-		}
+	for _, merged := range st.gathering.Add(dw) {
 		snap, err := c.commit(ctx, st, merged)
 		if err != nil {
 			return err
 		}
-		st.last = next
 		if c.acker != nil {
 			c.acker.Committed(st.stream, merged, snap)
 		}
 	}
+	return nil
 }
 
 func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.DataWritten) (int64, error) {

@@ -23,8 +23,9 @@ func Identifier(name string) table.Identifier {
 }
 
 // EnsureTable loads the stream's table, creating it (and its namespace) when
-// missing, and checks that it matches the configured schema and partitioning.
-// It returns the table and the output schema bound to the table's field IDs.
+// missing, evolves its schema when the stream's columns grew compatibly (see
+// SchemaChanges), and checks the partitioning. It returns the table and the
+// output schema bound to the table's field IDs.
 func EnsureTable(ctx context.Context, cat catalog.Catalog, cfg config.Table, out schema.Schema) (*table.Table, schema.Schema, error) {
 	ident := Identifier(cfg.Name)
 	tbl, err := cat.LoadTable(ctx, ident)
@@ -37,6 +38,18 @@ func EnsureTable(ctx context.Context, cat catalog.Catalog, cfg config.Table, out
 	current, err := schema.FromIceberg(tbl.Schema())
 	if err != nil {
 		return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+	}
+	changes, err := SchemaChanges(current, out)
+	if err != nil {
+		return nil, schema.Schema{}, fmt.Errorf("table %s cannot take the stream's columns: %w", cfg.Name, err)
+	}
+	if len(changes) > 0 {
+		if tbl, err = evolve(ctx, tbl, out); err != nil {
+			return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+		}
+		if current, err = schema.FromIceberg(tbl.Schema()); err != nil {
+			return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+		}
 	}
 	bound, err := out.Bind(current)
 	if err != nil {
