@@ -132,7 +132,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func (e *env) start(cfgPath string) *daemon {
+func (e *env) start(cfgPath string, extraArgs ...string) *daemon {
 	e.t.Helper()
 	addr := freeAddr(e.t)
 	logPath := filepath.Join(e.dir, fmt.Sprintf("sluice-%d.log", time.Now().UnixNano()))
@@ -140,7 +140,7 @@ func (e *env) start(cfgPath string) *daemon {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command(sluiceBin, "run", "-c", cfgPath, "--metrics-addr", addr, "--log-level", "info")
+	cmd := exec.Command(sluiceBin, append([]string{"run", "-c", cfgPath, "--metrics-addr", addr, "--log-level", "info"}, extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)

@@ -347,7 +347,7 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 	}
 	t0 := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- p.run(ctx, "") }()
+	go func() { done <- p.run(ctx, "", nil) }()
 	s := p.streams[0]
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -137,7 +137,7 @@ func demoCmd(args []string) error {
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	done := make(chan error, 1)
-	go func() { done <- p.run(runCtx, *metricsAddr) }()
+	go func() { done <- p.run(runCtx, *metricsAddr, nil) }()
 
 	var badEvery int64
 	if *badShare > 0 {

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sluicehq/sluice/ingest/config"
 )
@@ -96,6 +97,8 @@ func runCmd(args []string) error {
 	metricsAddr := fs.String("metrics-addr", ":9464", "address serving /metrics and /healthz (empty disables)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	watch := fs.Duration("watch-interval", 5*time.Second, "how often to check the config file for changes (0: only on SIGHUP)")
+	cfgTopic := fs.String("config-topic", "", "compacted Kafka topic holding the pipeline config under the pipeline's name; its newest value overrides -c and is applied when it changes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,6 +117,25 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	reload := make(chan []byte)
+	var topic configTopic
+	if *cfgTopic != "" {
+		kopts, err := kafkaOpts(cfg.Kafka)
+		if err != nil {
+			return err
+		}
+		topic = configTopic{opts: kopts, topic: *cfgTopic, key: cfg.Name}
+		raw, _, err := topic.latest(ctx)
+		if err != nil {
+			return err
+		}
+		if raw != nil {
+			if cfg, err = config.Parse(raw); err != nil {
+				return fmt.Errorf("config from topic %s: %w", *cfgTopic, err)
+			}
+			log.Info("using the config published on the config topic", "topic", *cfgTopic)
+		}
+	}
 	setMemoryLimit(cfg.MemoryBudget)
 	p, err := newPipeline(ctx, cfg, log)
 	if err != nil {
@@ -123,8 +145,19 @@ func runCmd(args []string) error {
 		}
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if *cfgTopic != "" {
+		go func() {
+			if err := topic.watch(watchCtx, log, reload); err != nil {
+				log.Error("config topic watch stopped", "err", err)
+			}
+		}()
+	} else {
+		go watchFile(watchCtx, *path, *watch, log, reload)
+	}
 	log.Info("sluice running", "pipeline", cfg.Name, "streams", len(cfg.Streams), "metrics", *metricsAddr)
-	if err := p.run(ctx, *metricsAddr); err != nil {
+	if err := p.run(ctx, *metricsAddr, reload); err != nil {
 		return err
 	}
 	log.Info("sluice stopped", "pipeline", cfg.Name)

@@ -11,8 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"reflect"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -30,15 +34,33 @@ import (
 	"github.com/sluicehq/sluice/sinks/iceberg"
 )
 
-// pipeline is a wired pipeline: catalog, committer and streams.
+// pipeline is a wired pipeline: catalog, committer and streams. Streams
+// come and go while it runs when the config is reloaded; the pipeline-wide
+// parts (Kafka connection, catalog, dead letters, committer) stay.
 type pipeline struct {
 	cfg       *config.Pipeline
 	log       *slog.Logger
 	reg       *prometheus.Registry
+	cat       catalog.Catalog
+	kopts     []kgo.Opt
+	dl        ingest.DeadLetters
+	runID     string
 	committer *iceberg.Committer
-	streams   []*ingest.Stream
-	byName    map[string]*ingest.Stream
+	metrics   *ingest.Metrics
+	reloads   *prometheus.CounterVec
 	closers   []func() error
+
+	mu      sync.Mutex
+	streams []*ingest.Stream // in config order, for progress displays
+	byName  map[string]*streamRun
+}
+
+// streamRun is a running stream and how to stop it.
+type streamRun struct {
+	cfg    config.Stream
+	s      *ingest.Stream
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // kafkaOpts turns the kafka section into client options.
@@ -97,121 +119,140 @@ func instanceID(cfg *config.Pipeline, stream string) string {
 	return cfg.Name + "." + stream + "@" + host
 }
 
-// newPipeline opens the catalog, prepares every table (creating missing ones
-// and deleting files a crashed run left uncommitted) and wires the streams.
+// newPipeline opens the catalog and the dead-letter destination, then
+// prepares every stream's table (creating missing ones, evolving compatible
+// schema changes, deleting files a crashed run left uncommitted).
 func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*pipeline, error) {
-	p := &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), byName: map[string]*ingest.Stream{}}
+	p := &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), byName: map[string]*streamRun{}, runID: newRunID()}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_config_reloads_total", Help: "Config reloads by result: applied, unchanged, refused.",
+	}, []string{"result"})
+	p.reg.MustRegister(p.reloads)
 	ok := false
 	defer func() {
 		if !ok {
 			p.close()
 		}
 	}()
-	kopts, err := kafkaOpts(cfg.Kafka)
-	if err != nil {
+	var err error
+	if p.kopts, err = kafkaOpts(cfg.Kafka); err != nil {
 		return nil, err
 	}
 	cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
+	p.cat = cat
 	p.closers = append(p.closers, closeCat)
-
-	var dl ingest.DeadLetters
 	if cfg.DeadLetter.File != "" {
 		f, err := deadletter.OpenFile(cfg.DeadLetter.File, int(cfg.DeadLetter.MaxValueBytes))
 		if err != nil {
 			return nil, err
 		}
 		p.closers = append(p.closers, f.Close)
-		dl = f
+		p.dl = f
 	} else {
-		cl, err := kgo.NewClient(append(kopts, kgo.ProducerBatchMaxBytes(int32(min(cfg.DeadLetter.MaxValueBytes+64<<10, 16<<20))))...)
+		cl, err := kgo.NewClient(append(p.kopts, kgo.ProducerBatchMaxBytes(int32(min(cfg.DeadLetter.MaxValueBytes+64<<10, 16<<20))))...)
 		if err != nil {
 			return nil, fmt.Errorf("dead_letter.topic: %w", err)
 		}
 		p.closers = append(p.closers, func() error { cl.Close(); return nil })
-		dl = deadletter.NewTopic(cl, cfg.DeadLetter.Topic, int(cfg.DeadLetter.MaxValueBytes))
+		p.dl = deadletter.NewTopic(cl, cfg.DeadLetter.Topic, int(cfg.DeadLetter.MaxValueBytes))
 	}
-
-	runID := newRunID()
 	p.committer = iceberg.NewCommitter(cat, p, iceberg.CommitterOptions{
-		Pipeline: cfg.Name, RunID: runID, FailureTimeout: cfg.Checkpoint.CommitFailureTimeout.D(),
+		Pipeline: cfg.Name, RunID: p.runID, FailureTimeout: cfg.Checkpoint.CommitFailureTimeout.D(),
 		Logger: log, Registerer: p.reg,
 	})
-	metrics := ingest.NewMetrics(p.reg)
+	p.metrics = ingest.NewMetrics(p.reg)
 	for i, sc := range cfg.Streams {
-		in, err := sc.InputSchema()
-		if err != nil {
-			return nil, err
-		}
-		var prog *etl.Program
-		out := in
-		if !sc.ETL.IsZero() {
-			if prog, err = etl.New(sc.ETL, in); err != nil {
-				return nil, fmt.Errorf("streams[%d].etl: %w", i, err)
-			}
-			out = prog.Output()
-		}
-		tbl, bound, err := iceberg.EnsureTable(ctx, cat, sc.Table, out)
+		s, err := p.prepare(ctx, cfg, sc)
 		if err != nil {
 			return nil, fmt.Errorf("streams[%d]: %w", i, err)
-		}
-		outLayout := schema.NewLayout(bound, sc.Table.Name)
-		inLayout := outLayout
-		if prog != nil {
-			inLayout = schema.NewLayout(in, sc.Name)
-		}
-		part, err := iceberg.NewPartitioner(sc.Table.Partition, outLayout)
-		if err != nil {
-			return nil, fmt.Errorf("streams[%d]: %w", i, err)
-		}
-		state, err := iceberg.LoadState(tbl, sc.Name)
-		if err != nil {
-			return nil, fmt.Errorf("streams[%d]: table %s: %w", i, sc.Table.Name, err)
-		}
-		orphans, err := iceberg.RemoveOrphans(ctx, tbl)
-		if err != nil {
-			return nil, err
-		}
-		if len(orphans) > 0 {
-			log.Info("removed uncommitted files of an earlier run", "table", sc.Table.Name, "files", len(orphans))
-		}
-		log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
-			"partitions", state.Positions.Count())
-		p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state)
-		// Open files get 3/8 of the memory budget; fetched and queued records
-		// 1/4 (see ingest); the rest is headroom for the garbage collector.
-		budget := int64(cfg.MemoryBudget) * 3 / 8 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
-		s, err := ingest.NewStream(ingest.Options{
-			Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
-			NewWriter: func(worker int) (ingest.TableWriter, error) {
-				return iceberg.NewWriter(ctx, tbl, outLayout, part, iceberg.WriterOptions{
-					Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
-					RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
-					MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
-				})
-			},
-			StartPositions: state.Positions, StartCheckpoint: state.Checkpoint,
-			Committer: p.committer, DeadLetters: dl, KafkaOpts: kopts, InstanceID: instanceID(cfg, sc.Name),
-			Logger: log, Metrics: metrics,
-		})
-		if err != nil {
-			return nil, err
 		}
 		p.streams = append(p.streams, s)
-		p.byName[sc.Name] = s
+		p.byName[sc.Name] = &streamRun{cfg: sc, s: s}
 	}
 	ok = true
 	return p, nil
 }
 
+// prepare readies one stream: its table, its state and its wiring. The
+// stream must not be running.
+func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.Stream) (*ingest.Stream, error) {
+	in, err := sc.InputSchema()
+	if err != nil {
+		return nil, err
+	}
+	var prog *etl.Program
+	out := in
+	if !sc.ETL.IsZero() {
+		if prog, err = etl.New(sc.ETL, in); err != nil {
+			return nil, fmt.Errorf("etl: %w", err)
+		}
+		out = prog.Output()
+	}
+	tbl, bound, err := iceberg.EnsureTable(ctx, p.cat, sc.Table, out)
+	if err != nil {
+		return nil, err
+	}
+	outLayout := schema.NewLayout(bound, sc.Table.Name)
+	inLayout := outLayout
+	if prog != nil {
+		inLayout = schema.NewLayout(in, sc.Name)
+	}
+	part, err := iceberg.NewPartitioner(sc.Table.Partition, outLayout)
+	if err != nil {
+		return nil, err
+	}
+	state, err := iceberg.LoadState(tbl, sc.Name)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", sc.Table.Name, err)
+	}
+	orphans, err := iceberg.RemoveOrphans(ctx, tbl)
+	if err != nil {
+		return nil, err
+	}
+	if len(orphans) > 0 {
+		p.log.Info("removed uncommitted files of an earlier run", "table", sc.Table.Name, "files", len(orphans))
+	}
+	p.log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
+		"partitions", state.Positions.Count())
+	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state)
+	// Open files get 3/8 of the memory budget; fetched and queued records
+	// 1/4 (see ingest); the rest is headroom for the garbage collector.
+	budget := int64(cfg.MemoryBudget) * 3 / 8 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
+	runID := p.runID
+	return ingest.NewStream(ingest.Options{
+		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
+		NewWriter: func(worker int) (ingest.TableWriter, error) {
+			return iceberg.NewWriter(ctx, tbl, outLayout, part, iceberg.WriterOptions{
+				Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
+				RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
+				MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
+			})
+		},
+		StartPositions: state.Positions, StartCheckpoint: state.Checkpoint,
+		Committer: p.committer, DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name),
+		Logger: p.log, Metrics: p.metrics,
+	})
+}
+
 // Committed routes the committer's acknowledgements to the streams.
 func (p *pipeline) Committed(stream string, cp checkpoint.DataWritten, snapshotID int64) {
-	if s := p.byName[stream]; s != nil {
-		s.Committed(cp, snapshotID)
+	p.mu.Lock()
+	r := p.byName[stream]
+	p.mu.Unlock()
+	if r != nil {
+		r.s.Committed(cp, snapshotID)
 	}
+}
+
+// runningStreams lists the streams in config order.
+func (p *pipeline) runningStreams() []*ingest.Stream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*ingest.Stream(nil), p.streams...)
 }
 
 func (p *pipeline) close() {
@@ -223,37 +264,26 @@ func (p *pipeline) close() {
 
 // run runs every stream and the committer until ctx ends, then lets the
 // streams take their last checkpoint before stopping the committer. The
-// first error stops everything.
-func (p *pipeline) run(ctx context.Context, metricsAddr string) error {
+// first error stops everything. Config texts arriving on reload are
+// validated and applied while running (see apply); nil disables reloads.
+func (p *pipeline) run(ctx context.Context, metricsAddr string, reload <-chan []byte) error {
 	defer p.close()
 	commitCtx, stopCommit := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCommit()
 	g, gctx := errgroup.WithContext(commitCtx)
-	streamsCtx, stopStreams := context.WithCancel(ctx)
-	defer stopStreams()
-	go func() {
-		// An error anywhere stops the streams too.
-		<-gctx.Done()
-		stopStreams()
-	}()
-	var sg errgroup.Group
-	for _, s := range p.streams {
-		sg.Go(func() error { return s.Run(streamsCtx) })
-	}
-	g.Go(func() error {
-		err := sg.Wait()
-		stopCommit()
-		return err
-	})
 	g.Go(func() error {
 		err := p.committer.Run(gctx)
 		if err != nil {
 			// No checkpoint can commit any more: streams stop without one.
-			for _, s := range p.streams {
+			for _, s := range p.runningStreams() {
 				s.Abort(err)
 			}
 		}
 		return err
+	})
+	g.Go(func() error {
+		defer stopCommit()
+		return p.supervise(ctx, gctx, reload)
 	})
 	if metricsAddr != "" {
 		srv := &http.Server{Addr: metricsAddr, Handler: p.handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -272,6 +302,225 @@ func (p *pipeline) run(ctx context.Context, metricsAddr string) error {
 		})
 	}
 	return g.Wait()
+}
+
+// supervise owns the stream goroutines: it starts them, applies reloads,
+// and returns when ctx ends (after every stream's last checkpoint) or when
+// a stream or the committer fails.
+func (p *pipeline) supervise(ctx, gctx context.Context, reload <-chan []byte) error {
+	exited := make(chan *streamRun, 16)
+	start := func(r *streamRun) {
+		sctx, cancel := context.WithCancel(ctx)
+		r.cancel, r.done = cancel, make(chan error, 1)
+		go func() {
+			r.done <- r.s.Run(sctx)
+			exited <- r
+		}()
+	}
+	// stop drains a stream: it stops reading and commits a last checkpoint.
+	stop := func(r *streamRun) error {
+		r.cancel()
+		err := <-r.done
+		r.done <- err // for the final wait
+		return err
+	}
+	p.mu.Lock()
+	for _, r := range p.byName {
+		start(r)
+	}
+	p.mu.Unlock()
+	stopAll := func() error {
+		p.mu.Lock()
+		runs := make([]*streamRun, 0, len(p.byName))
+		for _, r := range p.byName {
+			runs = append(runs, r)
+		}
+		p.mu.Unlock()
+		var errs []error
+		for _, r := range runs {
+			r.cancel()
+		}
+		for _, r := range runs {
+			if err := <-r.done; err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return stopAll()
+		case <-gctx.Done():
+			stopAll()
+			return nil // the committer's error is the one reported
+		case r := <-exited:
+			p.mu.Lock()
+			current := p.byName[r.cfg.Name] == r
+			p.mu.Unlock()
+			if !current || ctx.Err() != nil {
+				continue // stopped by a reload, or shutting down
+			}
+			name := r.cfg.Name
+			err := <-r.done
+			r.done <- err
+			if err == nil {
+				err = fmt.Errorf("stream %s stopped unexpectedly", name)
+			}
+			stopAll()
+			return err
+		case raw := <-reload:
+			next, err := config.Parse(raw)
+			if err == nil {
+				err = p.apply(ctx, next, start, stop)
+			}
+			if err != nil {
+				p.reloads.WithLabelValues("refused").Inc()
+				p.log.Error("config reload refused; the running config stays", "err", err)
+			}
+		}
+	}
+}
+
+// apply moves the running pipeline to a new config: removed streams finish
+// a checkpoint and stop, new streams start, and changed streams finish a
+// checkpoint and restart with their new settings (evolving their table's
+// schema first when columns were added or widened), so nothing is lost or
+// duplicated. Everything is checked before anything changes: an update that
+// cannot apply is refused whole.
+func (p *pipeline) apply(ctx context.Context, next *config.Pipeline, start func(*streamRun), stop func(*streamRun) error) error {
+	if diff := pipelineDiff(p.cfg, next); len(diff) > 0 {
+		return fmt.Errorf("changes to %s need a restart", strings.Join(diff, ", "))
+	}
+	p.mu.Lock()
+	current := map[string]*streamRun{}
+	for k, v := range p.byName {
+		current[k] = v
+	}
+	p.mu.Unlock()
+	var added, changed, removed []string
+	for _, sc := range next.Streams {
+		r, ok := current[sc.Name]
+		switch {
+		case !ok:
+			added = append(added, sc.Name)
+		case !reflect.DeepEqual(r.cfg, sc):
+			changed = append(changed, sc.Name)
+			if err := p.preflight(ctx, r.cfg, sc); err != nil {
+				return fmt.Errorf("stream %s: %w", sc.Name, err)
+			}
+		}
+	}
+	for name := range current {
+		if _, ok := findStream(next, name); !ok {
+			removed = append(removed, name)
+		}
+	}
+	if len(added)+len(changed)+len(removed) == 0 {
+		p.reloads.WithLabelValues("unchanged").Inc()
+		p.log.Info("config reloaded: no change")
+		return nil
+	}
+	for _, name := range append(append([]string(nil), removed...), changed...) {
+		r := current[name]
+		p.log.Info("stopping stream for the new config", "stream", name)
+		if err := stop(r); err != nil {
+			return fmt.Errorf("stop stream %s: %w", name, err)
+		}
+		p.committer.RemoveTable(name)
+		p.mu.Lock()
+		delete(p.byName, name)
+		p.mu.Unlock()
+	}
+	p.cfg = next
+	var streams []*ingest.Stream
+	for _, sc := range next.Streams {
+		p.mu.Lock()
+		r := p.byName[sc.Name]
+		p.mu.Unlock()
+		if r == nil {
+			s, err := p.prepare(ctx, next, sc)
+			if err != nil {
+				// The old stream is stopped and its config gone: this is fatal
+				// only in the sense that the stream stays down; say so loudly.
+				p.log.Error("stream could not start with the new config", "stream", sc.Name, "err", err)
+				continue
+			}
+			r = &streamRun{cfg: sc, s: s}
+			p.mu.Lock()
+			p.byName[sc.Name] = r
+			p.mu.Unlock()
+			start(r)
+		}
+		streams = append(streams, r.s)
+	}
+	p.mu.Lock()
+	p.streams = streams
+	p.mu.Unlock()
+	p.reloads.WithLabelValues("applied").Inc()
+	p.log.Info("config reloaded", "added", strings.Join(added, ","), "changed", strings.Join(changed, ","), "removed", strings.Join(removed, ","))
+	return nil
+}
+
+// preflight checks that a changed stream can restart with its new settings:
+// the same table must be able to take the new columns in place.
+func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error {
+	in, err := next.InputSchema()
+	if err != nil {
+		return err
+	}
+	out := in
+	if !next.ETL.IsZero() {
+		prog, err := etl.New(next.ETL, in)
+		if err != nil {
+			return err
+		}
+		out = prog.Output()
+	}
+	tbl, err := p.cat.LoadTable(ctx, iceberg.Identifier(next.Table.Name))
+	if err != nil {
+		if old.Table.Name != next.Table.Name {
+			return nil // a new table is created on start
+		}
+		return fmt.Errorf("table %s: %w", next.Table.Name, err)
+	}
+	current, err := schema.FromIceberg(tbl.Schema())
+	if err != nil {
+		return err
+	}
+	if _, err := iceberg.SchemaChanges(current, out); err != nil {
+		return fmt.Errorf("table %s cannot take the new columns: %w", next.Table.Name, err)
+	}
+	if !reflect.DeepEqual(old.Table.Partition, next.Table.Partition) && old.Table.Name == next.Table.Name {
+		return fmt.Errorf("table %s: changing table.partition of an existing table is not supported", next.Table.Name)
+	}
+	return nil
+}
+
+func findStream(cfg *config.Pipeline, name string) (config.Stream, bool) {
+	for _, s := range cfg.Streams {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return config.Stream{}, false
+}
+
+// pipelineDiff names the top-level sections other than streams that differ.
+func pipelineDiff(a, b *config.Pipeline) []string {
+	var diff []string
+	va, vb := reflect.ValueOf(*a), reflect.ValueOf(*b)
+	t := va.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "streams" {
+			continue
+		}
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			diff = append(diff, name)
+		}
+	}
+	return diff
 }
 
 func (p *pipeline) handler() http.Handler {

@@ -125,6 +125,14 @@ func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st St
 	}
 }
 
+// RemoveTable forgets a stream whose last checkpoint was committed (it was
+// stopped by a config reload).
+func (c *Committer) RemoveTable(stream string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.streams, stream)
+}
+
 // Submit hands a worker's part of a checkpoint to the committer. It blocks
 // while the committer is behind, which slows writers and in turn pauses
 // fetching; it never stops the consumer from polling.
