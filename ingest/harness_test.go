@@ -13,6 +13,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/checkpoint"
 	"github.com/sluicehq/sluice/ingest/config"
 	"github.com/sluicehq/sluice/ingest/deadletter"
+	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/schema"
 )
 
@@ -109,31 +111,57 @@ func newEnv(t *testing.T, partitions int32) *env {
 	return e
 }
 
+// newClient returns a client of the env's broker, closed by a cleanup.
+func (e *env) newClient(opts ...kgo.Opt) *kgo.Client {
+	e.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cluster.ListenAddrs()...)}, opts...)...)
+	if err != nil {
+		e.t.Fatalf("kgo: %v", err)
+	}
+	e.t.Cleanup(cl.Close)
+	return cl
+}
+
 // streamOptions are what a test may vary about a stream.
 type streamOptions struct {
 	startPositions  checkpoint.Positions
 	startCheckpoint int64
-	deadLetters     DeadLetters // default: the env's recorder
+	etl             etl.Config // none when zero
 }
 
 // newStream wires a stream to the env's recorders. The pipeline config may
 // be changed before calling it.
 func (e *env) newStream(o streamOptions) *Stream {
 	e.t.Helper()
-	dl := o.deadLetters
-	if dl == nil {
-		dl = e.dead
+	out := e.layout
+	var prog *etl.Program
+	if !o.etl.IsZero() {
+		var err error
+		if prog, err = etl.New(o.etl, e.layout.Schema); err != nil {
+			e.t.Fatalf("etl: %v", err)
+		}
+		os := prog.Output()
+		os.AssignIDs()
+		out = schema.NewLayout(os, "clicks")
 	}
+	table := e.table
 	s, err := NewStream(Options{
-		Pipeline: e.pipeline, Stream: e.pipeline.Streams[0], Input: e.layout, Output: e.layout,
+		Pipeline: e.pipeline, Stream: e.pipeline.Streams[0], Input: e.layout, Output: out, Program: prog,
 		Partitioner: keyPartitioner{},
 		NewWriter: func(worker int) (TableWriter, error) {
-			return &memWriter{worker: worker, table: e.table, layout: e.layout}, nil
+			return &memWriter{worker: worker, table: table, layout: out}, nil
 		},
 		StartPositions: o.startPositions, StartCheckpoint: o.startCheckpoint,
-		Committer: e.committer, DeadLetters: dl,
-		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(e.pipeline.Kafka.Brokers...), kgo.ClientID(e.pipeline.Kafka.ClientID)},
-		Metrics:   e.metrics,
+		Committer: e.committer, DeadLetters: e.dead,
+		KafkaOpts: []kgo.Opt{
+			kgo.SeedBrokers(e.pipeline.Kafka.Brokers...), kgo.ClientID(e.pipeline.Kafka.ClientID),
+			// The client has one fetch in flight per broker; a partition whose
+			// start offset resolves while a long poll waits starts when that
+			// poll returns. A short wait keeps such starts from costing the
+			// default 5s.
+			kgo.FetchMaxWait(100 * time.Millisecond),
+		},
+		Metrics: e.metrics,
 	})
 	if err != nil {
 		e.t.Fatalf("NewStream: %v", err)
@@ -142,28 +170,52 @@ func (e *env) newStream(o streamOptions) *Stream {
 	return s
 }
 
-// run starts s.Run and returns a function that cancels it and returns its
-// error. A cleanup makes sure the stream is stopped before the broker is.
-func (e *env) run(s *Stream) (stop func() error, done <-chan error) {
+// running is a stream whose Run is under way.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error // receives Run's result
+	once   sync.Once
+	err    error
+}
+
+// run starts s.Run. A cleanup stops it before the broker closes.
+func (e *env) run(s *Stream) *running {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan error, 1)
-	go func() { ch <- s.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-ch:
-			case <-time.After(testTimeout):
-				err = errors.New("Run did not return within the test timeout after its context was cancelled")
-			}
-		})
-		return err
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	e.t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// wait returns Run's error, or an error of its own if Run does not return
+// within the test timeout.
+func (r *running) wait() error {
+	r.once.Do(func() {
+		select {
+		case r.err = <-r.done:
+		case <-time.After(testTimeout):
+			r.err = errors.New("Run did not return within the test timeout")
+		}
+	})
+	return r.err
+}
+
+// stop cancels Run's context and waits for it to return.
+func (r *running) stop() error {
+	r.cancel()
+	return r.wait()
+}
+
+// returned reports whether Run has returned, without waiting.
+func (r *running) returned() bool {
+	select {
+	case err := <-r.done:
+		r.done <- err // keep it for wait
+		return true
+	default:
+		return false
 	}
-	e.t.Cleanup(func() { stop() })
-	return stop, ch
 }
 
 // record is the JSON value of a test record: id names its partition and
@@ -335,8 +387,7 @@ type ackCommitter struct {
 	mu     sync.Mutex
 	stream *Stream
 	parts  []checkpoint.DataWritten // every Submit, in order
-	gather map[int64][]checkpoint.DataWritten
-	last   int64
+	gather *checkpoint.Gatherer
 	hold   bool
 	held   []checkpoint.DataWritten
 	gates  map[int]chan struct{} // worker → closed when its Submits may proceed
@@ -346,15 +397,15 @@ type ackCommitter struct {
 func newAckCommitter(workers int) *ackCommitter {
 	return &ackCommitter{
 		workers: workers, acked: make(chan checkpoint.DataWritten, 1<<12), blocked: make(chan int, 1<<12),
-		gather: map[int64][]checkpoint.DataWritten{}, gates: map[int]chan struct{}{},
+		gates: map[int]chan struct{}{},
 	}
 }
 
 func (c *ackCommitter) setStream(s *Stream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stream, c.last = s, s.opts.StartCheckpoint
-	clear(c.gather)
+	c.stream = s
+	c.gather = checkpoint.NewGatherer(c.workers, s.opts.StartCheckpoint)
 }
 
 // block makes the Submits of a worker wait until the returned function is called.
@@ -413,29 +464,14 @@ func (c *ackCommitter) Submit(ctx context.Context, dw checkpoint.DataWritten) er
 		c.check(dw)
 	}
 	c.parts = append(c.parts, dw)
-	c.gather[dw.Checkpoint] = append(c.gather[dw.Checkpoint], dw)
-	for {
-		next := c.last + 1
-		parts := c.gather[next]
-		if len(parts) < c.workers {
-			return nil
-		}
-		delete(c.gather, next)
-		merged := checkpoint.DataWritten{Stream: dw.Stream, Checkpoint: next, Positions: checkpoint.Positions{}}
-		for _, p := range parts {
-			merged.Files = append(merged.Files, p.Files...)
-			merged.Positions.Merge(p.Positions)
-			merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
-			merged.Counts.Add(p.Counts)
-			merged.Bytes += p.Bytes
-		}
-		c.last = next
+	for _, merged := range c.gather.Add(dw) {
 		if c.hold {
 			c.held = append(c.held, merged)
 			continue
 		}
 		c.ack(merged)
 	}
+	return nil
 }
 
 func (c *ackCommitter) ack(dw checkpoint.DataWritten) {
@@ -494,4 +530,22 @@ func (d *memDeadLetters) entries() (flushed, pending []deadletter.Entry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]deadletter.Entry(nil), d.flushed...), append([]deadletter.Entry(nil), d.pending...)
+}
+
+// metricValue reads a counter or gauge. (prometheus/testutil would need a
+// module this repository does not require.)
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatalf("read metric: %v", err)
+	}
+	switch {
+	case out.Gauge != nil:
+		return out.Gauge.GetValue()
+	case out.Counter != nil:
+		return out.Counter.GetValue()
+	}
+	t.Fatalf("metric %v is neither a counter nor a gauge", m.Desc())
+	return 0
 }

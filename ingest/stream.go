@@ -78,8 +78,15 @@ type Options struct {
 	// InstanceID makes the daemon a static group member, so a restarted
 	// daemon takes over its partitions without waiting for a session timeout.
 	InstanceID string
-	Logger     *slog.Logger
-	Metrics    *Metrics
+	// Transactional runs the stream for a Kafka exporter: records are read
+	// and written inside Kafka transactions that also commit the consumer
+	// group's offsets (see sinks/kafka), so the group's offsets are the
+	// positions, and at each barrier polling stops until the checkpoint's
+	// transaction has committed (a transaction commits the offsets of every
+	// record polled in it).
+	Transactional bool
+	Logger        *slog.Logger
+	Metrics       *Metrics
 }
 
 // Stats are live counters of a stream, for progress displays.
@@ -110,6 +117,8 @@ type Stream struct {
 	lag       map[topicPartition]int64
 	running   atomic.Bool
 	client    atomic.Pointer[kgo.Client]
+	session   atomic.Pointer[kgo.GroupTransactSession]
+	wantCP    chan struct{} // transactional: the ticker asks the poll loop for a barrier
 	failed    chan struct{}
 	failErr   error
 
@@ -142,7 +151,7 @@ func NewStream(opts Options) (*Stream, error) {
 		opts: opts, cfg: opts.Stream, log: opts.Logger.With("stream", opts.Stream.Name),
 		nextCheckpoint: opts.StartCheckpoint + 1, committed: opts.StartPositions.Clone(),
 		acked: opts.StartCheckpoint, ackedCh: make(chan struct{}), lag: map[topicPartition]int64{},
-		failed: make(chan struct{}),
+		failed: make(chan struct{}), wantCP: make(chan struct{}, 1),
 	}
 	s.stats.Checkpoint = opts.StartCheckpoint
 	s.stats.Positions = opts.StartPositions.Clone()
@@ -192,7 +201,7 @@ func (s *Stream) Committed(cp checkpoint.DataWritten, snapshotID int64) {
 	pos := s.committed.Clone()
 	s.mu.Unlock()
 	s.opts.Metrics.records.WithLabelValues(s.cfg.Name, "committed").Add(float64(cp.Counts.Written))
-	if cl := s.client.Load(); cl != nil {
+	if cl := s.client.Load(); cl != nil && !s.opts.Transactional {
 		offsets := map[string]map[int32]kgo.EpochOffset{}
 		for topic, parts := range pos {
 			m := map[int32]kgo.EpochOffset{}
@@ -247,6 +256,20 @@ func (s *Stream) clientOpts() []kgo.Opt {
 	if s.opts.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(s.opts.InstanceID))
 	}
+	if s.opts.Transactional {
+		// The transactional ID is stable per daemon and stream, so a restarted
+		// daemon fences its predecessor's open transaction.
+		id := s.opts.InstanceID
+		if id == "" {
+			id = s.GroupID()
+		}
+		opts = append(opts,
+			kgo.TransactionalID(id),
+			kgo.TransactionTimeout(max(2*s.opts.Pipeline.Checkpoint.Interval.D()+30*time.Second, time.Minute)),
+			kgo.RequireStableFetchOffsets(),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		)
+	}
 	if s.cfg.TopicRegex != "" {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(s.cfg.TopicRegex))
 	} else {
@@ -260,9 +283,16 @@ func (s *Stream) clientOpts() []kgo.Opt {
 	return opts
 }
 
+// Session is the transaction session of a running transactional stream.
+func (s *Stream) Session() *kgo.GroupTransactSession { return s.session.Load() }
+
 // adjustOffsets replaces the group's offsets with the table's positions: the
-// table is the truth, since only what it committed is in the lake.
+// table is the truth, since only what it committed is in the lake. A
+// transactional stream commits its positions with the group, so they stand.
 func (s *Stream) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	if s.opts.Transactional {
+		return offsets, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := kgo.NewOffset().AtStart()
@@ -305,11 +335,27 @@ func (s *Stream) fail(err error) {
 // Run reads until ctx ends, then stops polling, takes a last checkpoint,
 // waits (up to checkpoint.shutdown_timeout) for it to commit, and returns.
 func (s *Stream) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(s.clientOpts()...)
-	if err != nil {
-		return fmt.Errorf("stream %s: kafka client: %w", s.cfg.Name, err)
+	var cl *kgo.Client
+	if s.opts.Transactional {
+		sess, err := kgo.NewGroupTransactSession(s.clientOpts()...)
+		if err != nil {
+			return fmt.Errorf("stream %s: kafka client: %w", s.cfg.Name, err)
+		}
+		defer sess.Close()
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("stream %s: begin transaction: %w", s.cfg.Name, err)
+		}
+		s.session.Store(sess)
+		defer s.session.Store(nil)
+		cl = sess.Client()
+	} else {
+		c, err := kgo.NewClient(s.clientOpts()...)
+		if err != nil {
+			return fmt.Errorf("stream %s: kafka client: %w", s.cfg.Name, err)
+		}
+		defer c.Close()
+		cl = c
 	}
-	defer cl.Close()
 	s.client.Store(cl)
 	defer s.client.Store(nil)
 	s.running.Store(true)
@@ -339,13 +385,20 @@ func (s *Stream) Run(ctx context.Context) error {
 			case <-s.failed:
 				return s.failErr
 			case <-t.C:
-				s.barrier()
+				if s.opts.Transactional {
+					select {
+					case s.wantCP <- struct{}{}:
+					default: // the last request is still pending
+					}
+				} else {
+					s.barrier()
+				}
 			case <-ctx.Done():
 				return s.drain(gctx, stopPoll, pollDone)
 			}
 		}
 	})
-	err = g.Wait()
+	err := g.Wait()
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 	}
@@ -386,6 +439,36 @@ func (s *Stream) workerFor(topic string, partition int32) *worker {
 	return s.workers[(h.Sum32()+uint32(partition))%uint32(len(s.workers))]
 }
 
+// pollOnce polls once. A transactional stream polls through its session
+// and wakes up when a barrier is wanted.
+func (s *Stream) pollOnce(ctx context.Context, cl *kgo.Client) kgo.Fetches {
+	if !s.opts.Transactional {
+		return cl.PollRecords(ctx, 20000)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	woken := make(chan struct{})
+	go func() {
+		defer close(woken)
+		select {
+		case <-s.wantCP:
+			// Put the request back for the loop, and stop waiting for records.
+			select {
+			case s.wantCP <- struct{}{}:
+			default:
+			}
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	// Records returned are always dispatched, even if the wake-up raced
+	// with them: once polled, they count as consumed in the transaction.
+	f := s.session.Load().PollRecords(pctx, 20000)
+	cancel()
+	<-woken
+	return f
+}
+
 // poll fetches and dispatches records. It never blocks on workers: a worker
 // whose queue is over its share of the memory budget gets its partitions
 // paused instead, so the client keeps polling, heartbeating and taking part
@@ -394,7 +477,21 @@ func (s *Stream) poll(ctx context.Context, cl *kgo.Client) error {
 	high := max(int64(s.opts.Pipeline.MemoryBudget)/8/int64(len(s.workers)), 1<<20)
 	name := s.cfg.Name
 	for {
-		fetches := cl.PollRecords(ctx, 20000)
+		if s.opts.Transactional {
+			select {
+			case <-s.wantCP:
+				// Everything polled so far is queued before the barrier and
+				// nothing more is polled until its transaction commits.
+				if err := s.waitAcked(ctx, s.barrier()); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			default:
+			}
+		}
+		fetches := s.pollOnce(ctx, cl)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}

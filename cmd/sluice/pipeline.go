@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go/catalog"
+	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,6 +33,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/sinks/iceberg"
+	kafkasink "github.com/sluicehq/sluice/sinks/kafka"
 )
 
 // pipeline is a wired pipeline: catalog, committer and streams. Streams
@@ -191,6 +193,9 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 			return nil, fmt.Errorf("etl: %w", err)
 		}
 		out = prog.Output()
+	}
+	if sc.Export != nil {
+		return p.prepareExport(cfg, sc, in, out, prog)
 	}
 	tbl, bound, err := iceberg.EnsureTable(ctx, p.cat, sc.Table, out)
 	if err != nil {
@@ -462,9 +467,51 @@ func (p *pipeline) apply(ctx context.Context, next *config.Pipeline, start func(
 	return nil
 }
 
+// prepareExport readies a stream that writes to a Kafka topic: rows go out
+// in one transaction per checkpoint that also commits the group's offsets.
+func (p *pipeline) prepareExport(cfg *config.Pipeline, sc config.Stream, in, out schema.Schema, prog *etl.Program) (*ingest.Stream, error) {
+	out.AssignIDs()
+	outLayout := schema.NewLayout(out, sc.Name)
+	inLayout := outLayout
+	if prog != nil {
+		in.AssignIDs()
+		inLayout = schema.NewLayout(in, sc.Name)
+	}
+	enc, err := kafkasink.NewEncoder(outLayout, sc.Export.Key)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	var stream *ingest.Stream
+	session := func() *kgo.GroupTransactSession {
+		if stream == nil {
+			return nil
+		}
+		return stream.Session()
+	}
+	p.log.Info("stream exports to kafka", "stream", sc.Name, "topic", sc.Export.Topic)
+	stream, err = ingest.NewStream(ingest.Options{
+		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: noPartition{},
+		NewWriter: func(int) (ingest.TableWriter, error) {
+			return kafkasink.NewWriter(enc, sc.Export.Topic, session), nil
+		},
+		Committer:   kafkasink.NewCommitter(sc.Name, cfg.Writer.Workers, session, p),
+		DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name), Transactional: true,
+		Logger: p.log, Metrics: p.metrics,
+	})
+	return stream, err
+}
+
+// noPartition puts every row of an export in one group.
+type noPartition struct{}
+
+func (noPartition) AppendKey(buf []byte, _ parquet.Row) []byte { return buf }
+
 // preflight checks that a changed stream can restart with its new settings:
 // the same table must be able to take the new columns in place.
 func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error {
+	if next.Export != nil {
+		return nil // no table: the new rows simply follow
+	}
 	in, err := next.InputSchema()
 	if err != nil {
 		return err

@@ -157,8 +157,24 @@ type Stream struct {
 	EventTime string `yaml:"event_time"`
 	// ETL transforms decoded rows.
 	ETL etl.Config `yaml:"etl"`
-	// Table is the destination.
+	// Table is the destination. Exactly one of Table and Export.
 	Table Table `yaml:"table"`
+	// Export writes the ETL output to a Kafka topic instead of a table.
+	Export *Export `yaml:"export"`
+}
+
+// Export writes a stream's rows to a Kafka topic on the source cluster, in
+// transactions that commit with the consumer group's offsets: a consumer
+// reading with read_committed sees every row exactly once.
+type Export struct {
+	// Topic to write to. Required.
+	Topic string `yaml:"topic"`
+	// Format of the record values: "json" (default), one object per row
+	// keyed by column name.
+	Format string `yaml:"format"`
+	// Key names a top-level output column whose value becomes the record
+	// key (default: no key).
+	Key string `yaml:"key"`
 }
 
 // Column is one decoded field.
@@ -537,7 +553,7 @@ func (p *Pipeline) Validate() error {
 			bad(path+".name", "%q is used by another stream", s.Name)
 		}
 		names[s.Name] = true
-		if prev, ok := tables[s.Table.Name]; ok && s.Table.Name != "" {
+		if prev, ok := tables[s.Table.Name]; ok && s.Table.Name != "" && s.Export == nil {
 			bad(path+".table.name", "%q is also written by streams[%d]; one stream per table", s.Table.Name, prev)
 		}
 		tables[s.Table.Name] = i
@@ -623,8 +639,28 @@ func (s *Stream) validate(path string) []error {
 		}
 		out = prog.Output()
 	}
+	if s.Export != nil {
+		if s.Table.Name != "" || len(s.Table.Partition) > 0 {
+			bad("export", "set either table or export, not both")
+		}
+		if s.Export.Topic == "" {
+			bad("export.topic", "required")
+		}
+		if s.Export.Format == "" {
+			s.Export.Format = "json"
+		}
+		if s.Export.Format != "json" {
+			bad("export.format", "%q is not supported (want json)", s.Export.Format)
+		}
+		if s.Export.Key != "" {
+			if f, ok := out.Field(s.Export.Key); !ok || !f.Type.IsPrimitive() {
+				bad("export.key", "%q is not a top-level primitive output column", s.Export.Key)
+			}
+		}
+		return errs
+	}
 	if s.Table.Name == "" {
-		bad("table.name", "required (namespace.table)")
+		bad("table.name", "required (namespace.table), or an export section")
 	} else if ns, name, ok := strings.Cut(s.Table.Name, "."); !ok || ns == "" || name == "" || strings.Contains(name, ".") {
 		bad("table.name", "%q is not namespace.table", s.Table.Name)
 	}

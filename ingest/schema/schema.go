@@ -26,7 +26,8 @@ func (s Schema) Field(name string) (Field, bool) {
 
 // AssignIDs numbers fields the way Iceberg's reference implementation does
 // for a new table: all fields of a struct first, then depth first into each
-// one; a list's element is numbered when its list is entered. The catalog
+// one; a list's element, and a map's key then value, are numbered when the
+// list or map is entered (as Java's AssignFreshIds does). The catalog
 // may renumber on create; Bind takes the table's numbering afterwards, and
 // no file is written before that.
 func (s *Schema) AssignIDs() {
@@ -51,6 +52,14 @@ func assignNested(f *Field, next *int) {
 	case KindList:
 		f.ElemID = *next
 		*next++
+		if f.Type.Elem.Kind == KindStruct {
+			assignStruct(f.Type.Elem.Fields, next)
+		}
+	case KindMap:
+		f.KeyID = *next
+		f.ValueID = *next + 1
+		*next += 2
+		// Keys are primitive; only a struct value has fields to number.
 		if f.Type.Elem.Kind == KindStruct {
 			assignStruct(f.Type.Elem.Fields, next)
 		}
@@ -116,6 +125,21 @@ func icebergType(f Field) (iceberg.Type, error) {
 			return nil, err
 		}
 		return &iceberg.ListType{ElementID: f.ElemID, Element: et, ElementRequired: false}, nil
+	case KindMap:
+		if f.KeyID == 0 || f.ValueID == 0 {
+			return nil, errors.New("map key or value has no field ID")
+		}
+		kt, err := icebergType(Field{Name: "key", Type: *t.Key, ID: f.KeyID})
+		if err != nil {
+			return nil, err
+		}
+		vt, err := icebergType(Field{Name: "value", Type: *t.Elem, ID: f.ValueID})
+		if err != nil {
+			return nil, err
+		}
+		// Values are optional, like list elements: the Parquet form below
+		// declares them so.
+		return &iceberg.MapType{KeyID: f.KeyID, KeyType: kt, ValueID: f.ValueID, ValueType: vt, ValueRequired: false}, nil
 	case KindStruct:
 		st := &iceberg.StructType{}
 		for _, c := range t.Fields {
@@ -174,12 +198,35 @@ func fromIcebergField(nf iceberg.NestedField) (Field, error) {
 		if err != nil {
 			return Field{}, fmt.Errorf("%s: %w", nf.Name, err)
 		}
-		if ef.Type.Kind == KindList {
+		switch ef.Type.Kind {
+		case KindList:
 			return Field{}, fmt.Errorf("column %s: lists of lists are not supported", nf.Name)
+		case KindMap:
+			return Field{}, fmt.Errorf("column %s: lists of maps are not supported", nf.Name)
 		}
 		f.ElemID = t.ElementID
 		elem := ef.Type
 		f.Type = Type{Kind: KindList, Elem: &elem}
+	case *iceberg.MapType:
+		kf, err := fromIcebergField(iceberg.NestedField{ID: t.KeyID, Name: "key", Type: t.KeyType, Required: true})
+		if err != nil {
+			return Field{}, fmt.Errorf("%s: %w", nf.Name, err)
+		}
+		if !kf.Type.IsPrimitive() {
+			return Field{}, fmt.Errorf("column %s: map keys must be primitive, not %s", nf.Name, kf.Type)
+		}
+		vf, err := fromIcebergField(iceberg.NestedField{ID: t.ValueID, Name: "value", Type: t.ValueType})
+		if err != nil {
+			return Field{}, fmt.Errorf("%s: %w", nf.Name, err)
+		}
+		if err := checkMapValue(vf.Type); err != nil {
+			return Field{}, fmt.Errorf("column %s: %w", nf.Name, err)
+		}
+		// Like ListType.ElementRequired, ValueRequired is not part of Type:
+		// values are always written as optional.
+		f.KeyID, f.ValueID = t.KeyID, t.ValueID
+		key, value := kf.Type, vf.Type
+		f.Type = Type{Kind: KindMap, Key: &key, Elem: &value}
 	case *iceberg.StructType:
 		f.Type.Kind = KindStruct
 		for _, c := range t.FieldList {
@@ -225,7 +272,7 @@ func (s Schema) Bind(table Schema) (Schema, error) {
 }
 
 func copyIDs(f, from Field) Field {
-	f.ID, f.ElemID = from.ID, from.ElemID
+	f.ID, f.ElemID, f.KeyID, f.ValueID = from.ID, from.ElemID, from.KeyID, from.ValueID
 	t := f.Type
 	switch t.Kind {
 	case KindStruct:
@@ -234,7 +281,8 @@ func copyIDs(f, from Field) Field {
 			fields[i] = copyIDs(t.Fields[i], from.Type.Fields[i])
 		}
 		t.Fields = fields
-	case KindList:
+	case KindList, KindMap:
+		// A map's key is primitive: it has no IDs below it.
 		elem := copyIDs(Field{Type: *t.Elem}, Field{Type: *from.Type.Elem}).Type
 		t.Elem = &elem
 	}
@@ -312,6 +360,10 @@ func parquetType(f Field) parquet.Node {
 		return parquet.Leaf(parquet.ByteArrayType)
 	case KindList:
 		return parquet.List(parquetField(Field{Name: "element", Type: *t.Elem, ID: f.ElemID}))
+	case KindMap:
+		return parquet.Map(
+			parquetField(Field{Name: "key", Type: *t.Key, ID: f.KeyID, Required: true}),
+			parquetField(Field{Name: "value", Type: *t.Elem, ID: f.ValueID}))
 	case KindStruct:
 		g := parquet.Group{}
 		for _, c := range t.Fields {
@@ -331,9 +383,12 @@ type Node struct {
 	Column int
 	// Def is the definition level when this field is present and not null.
 	Def int
-	// Rep is the repetition level of a new element of this list (lists only).
+	// Rep is the repetition level of a new element of this list or entry
+	// of this map (lists and maps only).
 	Rep int
-	// Children: struct members by name, or the single element of a list.
+	// Children: struct members by name, the single element of a list, or
+	// the key and the value of a map (in that order, which is column order).
+	// A map's key is required and its value optional.
 	Children []*Node
 	// Leaves are the column indexes of every leaf at or below this node, in order.
 	Leaves []int
@@ -394,6 +449,17 @@ func buildNode(ps *parquet.Schema, path []string, f Field, parentDef, parentRep 
 		cn := buildNode(ps, append(path[:len(path):len(path)], "list", "element"), ef, n.Def+1, n.Rep)
 		n.Children = []*Node{cn}
 		n.Leaves = cn.Leaves
+	case KindMap:
+		n.Rep = parentRep + 1
+		// The repeated "key_value" group adds one definition level; the key
+		// is required and adds none, the value is optional and adds one.
+		kv := append(path[:len(path):len(path)], "key_value")
+		kf := Field{Name: "key", Type: *f.Type.Key, ID: f.KeyID, Required: true}
+		vf := Field{Name: "value", Type: *f.Type.Elem, ID: f.ValueID}
+		kn := buildNode(ps, append(kv[:len(kv):len(kv)], "key"), kf, n.Def+1, n.Rep)
+		vn := buildNode(ps, append(kv[:len(kv):len(kv)], "value"), vf, n.Def+1, n.Rep)
+		n.Children = []*Node{kn, vn}
+		n.Leaves = append(append([]int(nil), kn.Leaves...), vn.Leaves...)
 	default:
 		leaf, ok := ps.Lookup(path...)
 		if !ok {

@@ -32,6 +32,7 @@ var nestedColumns = []testColumn{
 	{name: "items", typ: "list<struct<a:int64>>"},
 	{name: "geo", typ: "struct<b:list<string>>"},
 	{name: "at", typ: "timestamptz(ms)", required: true},
+	{name: "attrs", typ: "map<string,struct<c:int64,d:map<int32,string>>>"},
 }
 
 func TestAssignIDs(t *testing.T) {
@@ -39,23 +40,29 @@ func TestAssignIDs(t *testing.T) {
 	s.AssignIDs()
 	// As Iceberg's reference implementation numbers a new table: all fields
 	// of a struct first, then depth first into each; a list's element when
-	// its list is entered.
-	want := map[string][2]int{ // path → ID, ElemID
-		"id": {1, 0}, "note": {2, 0}, "tags": {3, 7}, "items": {4, 8}, "geo": {5, 0}, "at": {6, 0},
-		"items.element.a": {9, 0}, "geo.b": {10, 11},
+	// its list is entered, a map's key and value when the map is entered.
+	want := map[string][4]int{ // path → ID, ElemID, KeyID, ValueID
+		"id": {1, 0, 0, 0}, "note": {2, 0, 0, 0}, "tags": {3, 8, 0, 0}, "items": {4, 9, 0, 0}, "geo": {5, 0, 0, 0},
+		"at": {6, 0, 0, 0}, "attrs": {7, 0, 13, 14},
+		"items.element.a": {10, 0, 0, 0}, "geo.b": {11, 12, 0, 0},
+		"attrs.value.c": {15, 0, 0, 0}, "attrs.value.d": {16, 0, 17, 18},
 	}
-	got := map[string][2]int{}
+	got := map[string][4]int{}
 	var walk func(prefix string, fs []Field)
 	walk = func(prefix string, fs []Field) {
 		for _, f := range fs {
 			path := prefix + f.Name
-			got[path] = [2]int{f.ID, f.ElemID}
+			got[path] = [4]int{f.ID, f.ElemID, f.KeyID, f.ValueID}
 			switch f.Type.Kind {
 			case KindStruct:
 				walk(path+".", f.Type.Fields)
 			case KindList:
 				if f.Type.Elem.Kind == KindStruct {
 					walk(path+".element.", f.Type.Elem.Fields)
+				}
+			case KindMap:
+				if f.Type.Elem.Kind == KindStruct {
+					walk(path+".value.", f.Type.Elem.Fields)
 				}
 			}
 		}
@@ -77,6 +84,8 @@ func TestIcebergRoundTrip(t *testing.T) {
 		testColumn{name: "local", typ: "timestamp"},
 		testColumn{name: "raw", typ: "binary"},
 		testColumn{name: "deep", typ: "struct<x:struct<y:list<struct<z:decimal(30,4)>>>>"},
+		testColumn{name: "counts", typ: "map<int64,int32>", required: true},
+		testColumn{name: "deep_map", typ: "list<struct<m:map<decimal(20,0),struct<n:map<string,binary>>>>>"},
 	)...)
 	s.AssignIDs()
 	is, err := s.Iceberg()
@@ -88,7 +97,7 @@ func TestIcebergRoundTrip(t *testing.T) {
 	var check func(fs []Field, prefix string)
 	check = func(fs []Field, prefix string) {
 		for _, f := range fs {
-			for _, id := range []int{f.ID, f.ElemID} {
+			for _, id := range []int{f.ID, f.ElemID, f.KeyID, f.ValueID} {
 				if id == 0 {
 					continue
 				}
@@ -101,7 +110,7 @@ func TestIcebergRoundTrip(t *testing.T) {
 				}
 			}
 			t := f.Type
-			if t.Kind == KindList {
+			if t.Kind == KindList || t.Kind == KindMap {
 				t = *t.Elem
 			}
 			check(t.Fields, prefix+f.Name+".")
@@ -113,6 +122,11 @@ func TestIcebergRoundTrip(t *testing.T) {
 	}
 	if nf, ok := is.FindFieldByName("id"); !ok || !nf.Required {
 		t.Errorf("id = %v, %t; want required", nf, ok)
+	}
+	nf, _ := is.FindFieldByName("counts")
+	if mt, ok := nf.Type.(*iceberg.MapType); !ok || !mt.KeyType.Equals(iceberg.PrimitiveTypes.Int64) ||
+		!mt.ValueType.Equals(iceberg.PrimitiveTypes.Int32) || mt.ValueRequired || !nf.Required {
+		t.Errorf("counts = %v; want a required map<long,int> with optional values", nf)
 	}
 
 	back, err := FromIceberg(is)
@@ -138,6 +152,21 @@ func TestIcebergNeedsIDs(t *testing.T) {
 			s.Fields[0].ID = 1
 			return s
 		}, "list element has no field ID"},
+		{"no map IDs", func() Schema {
+			s := newSchema(t, testColumn{name: "m", typ: "map<string,int64>"})
+			s.Fields[0].ID = 1
+			return s
+		}, "map key or value has no field ID"},
+		{"no map value ID", func() Schema {
+			s := newSchema(t, testColumn{name: "m", typ: "map<string,int64>"})
+			s.Fields[0].ID, s.Fields[0].KeyID = 1, 2
+			return s
+		}, "map key or value has no field ID"},
+		{"map value member without ID", func() Schema {
+			s := newSchema(t, testColumn{name: "m", typ: "map<string,struct<v:int64>>"})
+			s.Fields[0].ID, s.Fields[0].KeyID, s.Fields[0].ValueID = 1, 2, 3
+			return s
+		}, "column v has no field ID"},
 		{"nested member without ID", func() Schema {
 			s := newSchema(t, testColumn{name: "geo", typ: "struct<b:int64>"})
 			s.Fields[0].ID = 1
@@ -159,9 +188,24 @@ func TestFromIcebergUnsupported(t *testing.T) {
 		field   iceberg.NestedField
 		wantErr string
 	}{
-		{"map", iceberg.NestedField{ID: 1, Name: "m", Type: &iceberg.MapType{
-			KeyID: 2, KeyType: iceberg.PrimitiveTypes.String, ValueID: 3, ValueType: iceberg.PrimitiveTypes.Int64,
-		}}, "column m: Iceberg type"},
+		{"map with a struct key", iceberg.NestedField{ID: 1, Name: "m", Type: &iceberg.MapType{
+			KeyID: 2, KeyType: &iceberg.StructType{FieldList: []iceberg.NestedField{{ID: 4, Name: "k", Type: iceberg.PrimitiveTypes.String}}},
+			ValueID: 3, ValueType: iceberg.PrimitiveTypes.Int64,
+		}}, "column m: map keys must be primitive, not struct<k:string>"},
+		{"map of lists", iceberg.NestedField{ID: 1, Name: "m", Type: &iceberg.MapType{
+			KeyID: 2, KeyType: iceberg.PrimitiveTypes.String,
+			ValueID: 3, ValueType: &iceberg.ListType{ElementID: 4, Element: iceberg.PrimitiveTypes.Int32},
+		}}, "column m: maps of lists are not supported"},
+		{"map of maps", iceberg.NestedField{ID: 1, Name: "m", Type: &iceberg.MapType{
+			KeyID: 2, KeyType: iceberg.PrimitiveTypes.String,
+			ValueID: 3, ValueType: &iceberg.MapType{KeyID: 4, KeyType: iceberg.PrimitiveTypes.String, ValueID: 5, ValueType: iceberg.PrimitiveTypes.String},
+		}}, "column m: maps of maps are not supported"},
+		{"map with an unsupported value", iceberg.NestedField{ID: 1, Name: "m", Type: &iceberg.MapType{
+			KeyID: 2, KeyType: iceberg.PrimitiveTypes.String, ValueID: 3, ValueType: iceberg.PrimitiveTypes.UUID,
+		}}, "m: column value: Iceberg type uuid is not supported"},
+		{"list of maps", iceberg.NestedField{ID: 1, Name: "lm", Type: &iceberg.ListType{
+			ElementID: 2, Element: &iceberg.MapType{KeyID: 3, KeyType: iceberg.PrimitiveTypes.String, ValueID: 4, ValueType: iceberg.PrimitiveTypes.String},
+		}}, "column lm: lists of maps are not supported"},
 		{"uuid", iceberg.NestedField{ID: 1, Name: "u", Type: iceberg.PrimitiveTypes.UUID}, "column u: Iceberg type uuid is not supported"},
 		{"list of lists", iceberg.NestedField{ID: 1, Name: "ll", Type: &iceberg.ListType{
 			ElementID: 2, Element: &iceberg.ListType{ElementID: 3, Element: iceberg.PrimitiveTypes.Int32},
@@ -196,7 +240,8 @@ func TestBind(t *testing.T) {
 		t.Errorf("Bind:\n got %+v\nwant %+v", got, table)
 	}
 	// Bind returns a copy; the config schema keeps no IDs.
-	if cfg.Fields[0].ID != 0 || cfg.Fields[3].Type.Elem.Fields[0].ID != 0 || cfg.Fields[4].Type.Fields[0].ElemID != 0 {
+	if cfg.Fields[0].ID != 0 || cfg.Fields[3].Type.Elem.Fields[0].ID != 0 || cfg.Fields[4].Type.Fields[0].ElemID != 0 ||
+		cfg.Fields[6].KeyID != 0 || cfg.Fields[6].Type.Elem.Fields[1].ValueID != 0 {
 		t.Errorf("Bind wrote IDs into its receiver: %+v", cfg)
 	}
 
@@ -217,8 +262,10 @@ func renumber(fs []Field, off int) {
 	for i := range fs {
 		f := &fs[i]
 		f.ID += off
-		if f.ElemID != 0 {
-			f.ElemID += off
+		for _, id := range []*int{&f.ElemID, &f.KeyID, &f.ValueID} {
+			if *id != 0 {
+				*id += off
+			}
 		}
 		renumber(f.Type.Fields, off)
 		if f.Type.Elem != nil {
@@ -234,6 +281,7 @@ func TestBindErrors(t *testing.T) {
 		testColumn{name: "tags", typ: "list<string>"},
 		testColumn{name: "geo", typ: "struct<lat:float64,lon:float64>"},
 		testColumn{name: "ts", typ: "timestamptz(ms)", required: true},
+		testColumn{name: "attrs", typ: "map<string,string>"},
 	)
 	table.AssignIDs()
 	tests := []struct {
@@ -260,6 +308,16 @@ func TestBindErrors(t *testing.T) {
 			name:     "list element mismatch",
 			cols:     []testColumn{{"id", "int64", true}, {"ts", "timestamptz", true}, {"tags", "list<binary>", false}},
 			wantErrs: []string{"column tags is list<binary> in config but list<string> in the table"},
+		},
+		{
+			name:     "map value mismatch",
+			cols:     []testColumn{{"id", "int64", true}, {"ts", "timestamptz", true}, {"attrs", "map<string,int64>", false}},
+			wantErrs: []string{"column attrs is map<string,int64> in config but map<string,string> in the table"},
+		},
+		{
+			name:     "map key mismatch",
+			cols:     []testColumn{{"id", "int64", true}, {"ts", "timestamptz", true}, {"attrs", "map<binary,string>", false}},
+			wantErrs: []string{"column attrs is map<binary,string> in config but map<string,string> in the table"},
 		},
 		{
 			name:     "timestamp zone mismatch",
@@ -320,13 +378,17 @@ func TestNewLayoutLevels(t *testing.T) {
 		testColumn{name: "items", typ: "list<struct<a:int64>>"},
 		testColumn{name: "geo", typ: "struct<b:list<string>>"},
 		testColumn{name: "pair", typ: "struct<z:bool,y:decimal(20,2)>"},
+		testColumn{name: "m", typ: "map<string,int64>"},
+		testColumn{name: "req_m", typ: "map<int32,struct<x:list<string>,y:map<bool,date>>>", required: true},
 	)
 	s.AssignIDs()
 	l := NewLayout(s, "test")
 
 	// Levels worked out by hand from the Parquet list encoding: an optional
 	// field adds a definition level, the repeated "list" group adds one
-	// definition and one repetition level, and the element is optional.
+	// definition and one repetition level, and the element is optional; the
+	// "key_value" group of a map does the same, its key is required and its
+	// value optional.
 	type levels struct{ def, rep int }
 	want := map[string]levels{
 		"req_i":                 {0, 0},
@@ -337,6 +399,14 @@ func TestNewLayoutLevels(t *testing.T) {
 		"geo.b.list.element":    {4, 1},
 		"pair.y":                {2, 0},
 		"pair.z":                {2, 0},
+		"m.key_value.key":       {2, 1},
+		"m.key_value.value":     {3, 1},
+		"req_m.key_value.key":   {1, 1},
+		// value 2, x 3, list 4, element 5.
+		"req_m.key_value.value.x.list.element": {5, 2},
+		// value 2, y 3, key_value 4; key 4, value 5.
+		"req_m.key_value.value.y.key_value.key":   {4, 2},
+		"req_m.key_value.value.y.key_value.value": {5, 2},
 	}
 
 	got := map[string]levels{}
@@ -352,6 +422,23 @@ func TestNewLayoutLevels(t *testing.T) {
 				t.Fatalf("%s: %d children, want the element", strings.Join(path, "."), len(n.Children))
 			}
 			walk(n.Children[0], append(path, "list", "element"), rep)
+			return
+		}
+		if n.Field.Type.Kind == KindMap {
+			key := strings.Join(path, ".")
+			if n.Rep != rep+1 {
+				t.Errorf("%s: Rep = %d, want %d", key, n.Rep, rep+1)
+			}
+			if len(n.Children) != 2 || n.Children[0].Field.Name != "key" || n.Children[1].Field.Name != "value" ||
+				!n.Children[0].Field.Required || n.Children[1].Field.Required {
+				t.Fatalf("%s: children %v, want a required key and an optional value", key, n.Children)
+			}
+			if n.Children[0].Field.ID != n.Field.KeyID || n.Children[1].Field.ID != n.Field.ValueID || n.Field.KeyID == 0 {
+				t.Errorf("%s: children IDs %d, %d, want KeyID %d, ValueID %d", key,
+					n.Children[0].Field.ID, n.Children[1].Field.ID, n.Field.KeyID, n.Field.ValueID)
+			}
+			walk(n.Children[0], append(path[:len(path):len(path)], "key_value", "key"), n.Rep)
+			walk(n.Children[1], append(path[:len(path):len(path)], "key_value", "value"), n.Rep)
 			return
 		}
 		if n.Field.Type.Kind == KindStruct {
@@ -410,6 +497,25 @@ func TestNewLayoutLevels(t *testing.T) {
 	}
 	if l.Flat {
 		t.Error("Flat = true for a schema with lists and structs")
+	}
+	// Field IDs of a map's key and value reach the Parquet schema.
+	for _, p := range [][]string{{"m", "key_value", "key"}, {"m", "key_value", "value"}} {
+		leaf, _ := l.Parquet.Lookup(p...)
+		want := l.ByName["m"].Field.KeyID
+		if p[2] == "value" {
+			want = l.ByName["m"].Field.ValueID
+		}
+		if id := leaf.Node.ID(); id != want || id == 0 {
+			t.Errorf("parquet field ID of %s = %d, want %d", strings.Join(p, "."), id, want)
+		}
+	}
+}
+
+func TestNewLayoutMapOnly(t *testing.T) {
+	s := newSchema(t, testColumn{name: "m", typ: "map<string,string>"})
+	s.AssignIDs()
+	if l := NewLayout(s, "m"); l.Flat || l.NumColumns != 2 || !reflect.DeepEqual(l.Top[0].Leaves, []int{0, 1}) {
+		t.Errorf("layout of a map: Flat %t, %d columns, leaves %v", l.Flat, l.NumColumns, l.Top[0].Leaves)
 	}
 }
 

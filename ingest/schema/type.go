@@ -4,6 +4,7 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ const (
 	KindBinary
 	KindList
 	KindStruct
+	KindMap
 )
 
 // TimeUnit is the unit numeric timestamp input is expressed in.
@@ -42,14 +44,22 @@ const (
 )
 
 // Type is a column type as declared in config, for example "int64",
-// "decimal(12,2)", "timestamptz(us)", "list<string>" or
+// "decimal(12,2)", "timestamptz(us)", "list<string>", "map<string,int64>" or
 // "struct<id:int64,tags:list<string>>".
+//
+// The IDs of a list's element and of a map's key and value are kept in the
+// Field holding the list or map, so a list element or map value has no
+// Field of its own to number a nested list or map: lists and map values
+// may hold primitives and structs (which may hold anything), but not lists
+// or maps directly. Map keys are primitive, as Iceberg and Parquet require
+// of engines in practice (Spark, Trino and Flink reject other keys).
 type Type struct {
 	Kind      Kind
 	Precision int      // decimal
 	Scale     int      // decimal
 	Unit      TimeUnit // timestamps
-	Elem      *Type    // list
+	Key       *Type    // map key: always primitive
+	Elem      *Type    // list element or map value
 	Fields    []Field  // struct, in declaration order
 }
 
@@ -58,14 +68,19 @@ type Field struct {
 	Name     string
 	Type     Type
 	Required bool
-	// ID is the Iceberg field ID. Zero until bound to a table; for lists,
-	// ElemID is the ID of the element.
-	ID     int
-	ElemID int
+	// ID is the Iceberg field ID. Zero until bound to a table. For lists,
+	// ElemID is the ID of the element; for maps, KeyID and ValueID are the
+	// IDs of the key and the value (ElemID stays zero).
+	ID      int
+	ElemID  int
+	KeyID   int
+	ValueID int
 }
 
 // IsPrimitive reports whether t has no children.
-func (t Type) IsPrimitive() bool { return t.Kind != KindList && t.Kind != KindStruct }
+func (t Type) IsPrimitive() bool {
+	return t.Kind != KindList && t.Kind != KindStruct && t.Kind != KindMap
+}
 
 // IsTimestamp reports whether t is one of the timestamp kinds.
 func (t Type) IsTimestamp() bool { return t.Kind == KindTimestamp || t.Kind == KindTimestampTZ }
@@ -102,6 +117,8 @@ func (t Type) String() string {
 		return "binary"
 	case KindList:
 		return "list<" + t.Elem.String() + ">"
+	case KindMap:
+		return "map<" + t.Key.String() + "," + t.Elem.String() + ">"
 	case KindStruct:
 		var b strings.Builder
 		b.WriteString("struct<")
@@ -133,6 +150,8 @@ func (t Type) Equal(o Type) bool {
 			return t.Elem == o.Elem
 		}
 		return t.Elem.Equal(*o.Elem)
+	case KindMap:
+		return equalPtr(t.Key, o.Key) && equalPtr(t.Elem, o.Elem)
 	case KindStruct:
 		if len(t.Fields) != len(o.Fields) {
 			return false
@@ -146,6 +165,13 @@ func (t Type) Equal(o Type) bool {
 		return true
 	}
 	return true
+}
+
+func equalPtr(a, b *Type) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 // MaxDecimalPrecision is the largest precision Iceberg allows.
@@ -283,13 +309,41 @@ func (p *typeParser) parse() (Type, error) {
 		if err != nil {
 			return Type{}, err
 		}
-		if elem.Kind == KindList {
+		switch elem.Kind {
+		case KindList:
 			return Type{}, fmt.Errorf("lists of lists are not supported in %q", p.s)
+		case KindMap:
+			return Type{}, fmt.Errorf("lists of maps are not supported in %q", p.s)
 		}
 		if err := p.expect('>'); err != nil {
 			return Type{}, err
 		}
 		return Type{Kind: KindList, Elem: &elem}, nil
+	case "map":
+		if err := p.expect('<'); err != nil {
+			return Type{}, err
+		}
+		key, err := p.parse()
+		if err != nil {
+			return Type{}, err
+		}
+		if !key.IsPrimitive() {
+			return Type{}, fmt.Errorf("map keys must be primitive, not %s, in %q", key, p.s)
+		}
+		if err := p.expect(','); err != nil {
+			return Type{}, err
+		}
+		value, err := p.parse()
+		if err != nil {
+			return Type{}, err
+		}
+		if err := checkMapValue(value); err != nil {
+			return Type{}, fmt.Errorf("%w in %q", err, p.s)
+		}
+		if err := p.expect('>'); err != nil {
+			return Type{}, err
+		}
+		return Type{Kind: KindMap, Key: &key, Elem: &value}, nil
 	case "struct":
 		if err := p.expect('<'); err != nil {
 			return Type{}, err
@@ -325,4 +379,16 @@ func (p *typeParser) parse() (Type, error) {
 		return t, nil
 	}
 	return Type{}, fmt.Errorf("unknown type %q (want one of string, bool, int32, int64, float32, float64, decimal(p,s), date, timestamp, timestamptz, binary, list<T>, struct<name:T,...>)", name)
+}
+
+// checkMapValue rejects the map values that have no Field to hold the IDs
+// of their own children (see Type).
+func checkMapValue(v Type) error {
+	switch v.Kind {
+	case KindList:
+		return errors.New("maps of lists are not supported")
+	case KindMap:
+		return errors.New("maps of maps are not supported")
+	}
+	return nil
 }

@@ -64,6 +64,19 @@ func TestParseType(t *testing.T) {
 				{Name: "alpha_1", Type: Type{Kind: KindBool}},
 			}},
 		},
+		{in: "map<string,int64>", want: Type{Kind: KindMap, Key: elem(Type{Kind: KindString}), Elem: elem(Type{Kind: KindInt64})}},
+		{in: "map<decimal(20,0),timestamptz(us)>", want: Type{Kind: KindMap,
+			Key: elem(Type{Kind: KindDecimal, Precision: 20}), Elem: elem(Type{Kind: KindTimestampTZ, Unit: Micros})}},
+		{in: "map<int32,struct<a:list<string>,b:map<bool,binary>>>", want: Type{Kind: KindMap, Key: elem(Type{Kind: KindInt32}),
+			Elem: elem(Type{Kind: KindStruct, Fields: []Field{
+				{Name: "a", Type: Type{Kind: KindList, Elem: elem(Type{Kind: KindString})}},
+				{Name: "b", Type: Type{Kind: KindMap, Key: elem(Type{Kind: KindBool}), Elem: elem(Type{Kind: KindBinary})}},
+			}})}},
+		{in: "list<struct<m:map<string,string>>>", want: Type{Kind: KindList, Elem: elem(Type{Kind: KindStruct, Fields: []Field{
+			{Name: "m", Type: Type{Kind: KindMap, Key: elem(Type{Kind: KindString}), Elem: elem(Type{Kind: KindString})}},
+		}})}},
+		{in: " Map < string , long > ", want: Type{Kind: KindMap, Key: elem(Type{Kind: KindString}), Elem: elem(Type{Kind: KindInt64})},
+			str: "map<string,int64>"},
 		// Type names are case-insensitive.
 		{in: "STRING", want: Type{Kind: KindString}, str: "string"},
 		{in: "Int64", want: Type{Kind: KindInt64}, str: "int64"},
@@ -144,6 +157,19 @@ func TestParseTypeErrors(t *testing.T) {
 		{"list<list<int64>>", "lists of lists are not supported"},
 		{"list<list<x>>", `unknown type "x"`},
 		{"array<array<string>>", "lists of lists are not supported"},
+		{"map", `expected '<'`},
+		{"map<>", "expected a type name"},
+		{"map<string>", `expected ','`},
+		{"map<string,>", "expected a type name"},
+		{"map<string,int64", `expected '>'`},
+		{"map<string,int64,bool>", `expected '>'`},
+		{"map<list<int64>,string>", "map keys must be primitive, not list<int64>"},
+		{"map<struct<a:int64>,string>", "map keys must be primitive, not struct<a:int64>"},
+		{"map<map<string,string>,string>", "map keys must be primitive"},
+		{"map<string,list<string>>", "maps of lists are not supported"},
+		{"map<string,map<string,string>>", "maps of maps are not supported"},
+		{"list<map<string,string>>", "lists of maps are not supported"},
+		{"map<x,string>", `unknown type "x"`},
 		{"struct", `expected '<'`},
 		{"struct<>", "expected a field name"},
 		{"struct<a>", `expected ':'`},
@@ -197,6 +223,13 @@ func TestTypeEqual(t *testing.T) {
 		{"struct<a:int64>", "struct<a:int64,b:string>", false},
 		{"struct<a:int64>", "struct<A:int64>", false},
 		{"list<struct<a:timestamp(us)>>", "list<struct<a:timestamp(ms)>>", true},
+		{"map<string,int64>", "map<string,long>", true},
+		{"map<string,int64>", "map<string,int32>", false},
+		{"map<string,int64>", "map<int64,int64>", false},
+		{"map<string,int64>", "list<int64>", false},
+		{"map<string,struct<a:int64>>", "map<string,struct<a:int64>>", true},
+		{"map<string,struct<a:int64>>", "map<string,struct<b:int64>>", false},
+		{"map<int64,timestamp(us)>", "map<int64,timestamp(ms)>", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.a+"=="+tt.b, func(t *testing.T) {
@@ -235,6 +268,7 @@ func FuzzParseType(f *testing.F) {
 		"list<string>", "array<decimal(9,2)>", "struct<id:int64,tags:list<string>>",
 		"list<struct<a:int64,b:struct<c:list<bool>>>>", " struct < a : int , b : long > ",
 		"list<list<int>>", "struct<a:int,a:int>", "decimal(0,0)", "int64 junk",
+		"map<string,int64>", "map<int32,struct<a:map<bool,binary>>>", "map<list<int>,int>", "list<map<int,int>>",
 	} {
 		f.Add(s)
 	}
