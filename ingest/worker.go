@@ -145,8 +145,13 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 
 // process handles one batch of one partition's records.
 func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
-	var written, dead, filtered int64
+	var written, dead, filtered, skipped int64
+	match := w.s.cfg.Match
 	for _, r := range recs {
+		if match != nil && !hasHeader(r, match.Header, match.Value) {
+			skipped++
+			continue
+		}
 		room := w.next()
 		row, et, err := w.dec.Decode(room, r.Value)
 		if err != nil {
@@ -194,12 +199,13 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	w.counts.Written += written
 	w.counts.DeadLettered += dead
 	w.counts.Filtered += filtered
+	w.counts.Skipped += skipped
 	s := w.s
 	s.written.Add(written)
 	s.dead.Add(dead)
 	s.filtered.Add(filtered)
 	m, name := s.opts.Metrics, s.cfg.Name
-	m.records.WithLabelValues(name, "parsed").Add(float64(int64(len(recs)) - dead))
+	m.records.WithLabelValues(name, "parsed").Add(float64(int64(len(recs)) - dead - skipped))
 	m.records.WithLabelValues(name, "written").Add(float64(written))
 	if filtered > 0 {
 		m.records.WithLabelValues(name, "filtered").Add(float64(filtered))
@@ -207,7 +213,19 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	if dead > 0 {
 		m.records.WithLabelValues(name, "dead_lettered").Add(float64(dead))
 	}
+	if skipped > 0 {
+		m.records.WithLabelValues(name, "skipped").Add(float64(skipped))
+	}
 	return nil
+}
+
+func hasHeader(r *kgo.Record, key, value string) bool {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value) == value
+		}
+	}
+	return false
 }
 
 func (w *worker) deadLetter(ctx context.Context, r *kgo.Record, stage string, cause error) error {

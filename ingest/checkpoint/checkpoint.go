@@ -99,6 +99,7 @@ type Counts struct {
 	DeadLettered int64 // records sent to the dead-letter destination
 	Filtered     int64 // records the ETL filter dropped
 	Written      int64 // rows written to data files
+	Skipped      int64 // records another stream's match selects
 }
 
 // Add accumulates o into c.
@@ -107,6 +108,7 @@ func (c *Counts) Add(o Counts) {
 	c.DeadLettered += o.DeadLettered
 	c.Filtered += o.Filtered
 	c.Written += o.Written
+	c.Skipped += o.Skipped
 }
 
 // DataWritten is one writer's share of a checkpoint: the files it sealed and

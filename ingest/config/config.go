@@ -151,6 +151,11 @@ type Stream struct {
 	Format string `yaml:"format"`
 	// MaxRecordBytes dead-letters larger records (default 1MiB).
 	MaxRecordBytes ByteSize `yaml:"max_record_bytes"`
+	// Match selects this stream's records when several message types share
+	// a topic: only records whose header has the value are decoded; others
+	// are skipped (and counted). Streams reading one topic with different
+	// matches route each type to its own table.
+	Match *Match `yaml:"match"`
 	// Columns declare the decoded fields. Required.
 	Columns []Column `yaml:"columns"`
 	// EventTime names the column holding each record's event time. Required.
@@ -175,6 +180,14 @@ type Export struct {
 	// Key names a top-level output column whose value becomes the record
 	// key (default: no key).
 	Key string `yaml:"key"`
+}
+
+// Match selects records by a header.
+type Match struct {
+	// Header is the record header's key. Required.
+	Header string `yaml:"header"`
+	// Value is the header value that selects a record. Required.
+	Value string `yaml:"value"`
 }
 
 // Column is one decoded field.
@@ -594,6 +607,14 @@ func (s *Stream) validate(path string) []error {
 	}
 	if s.Format != "json" {
 		bad("format", "%q is not supported (want json)", s.Format)
+	}
+	if s.Match != nil {
+		if s.Match.Header == "" {
+			bad("match.header", "required")
+		}
+		if s.Match.Value == "" {
+			bad("match.value", "required")
+		}
 	}
 	if s.MaxRecordBytes < 64 {
 		bad("max_record_bytes", "%s is below the minimum 64 bytes", s.MaxRecordBytes)
