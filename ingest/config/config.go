@@ -55,7 +55,8 @@ type Kafka struct {
 	// StartOffset is where to begin in partitions a table has no position for:
 	// "earliest" (default) or "latest".
 	StartOffset string `yaml:"start_offset"`
-	// FetchMaxBytes caps one fetch response (default 32MiB, bounded by memory_budget/4).
+	// FetchMaxBytes caps one fetch response, counted compressed (default
+	// memory_budget/32, at most 32MiB).
 	FetchMaxBytes ByteSize `yaml:"fetch_max_bytes"`
 	// SASL authenticates to the brokers.
 	SASL SASL `yaml:"sasl"`
@@ -425,7 +426,13 @@ func (p *Pipeline) applyDefaults() {
 		k.StartOffset = "earliest"
 	}
 	if k.FetchMaxBytes == 0 {
-		k.FetchMaxBytes = min(DefaultFetchMaxBytes, p.MemoryBudget/4)
+		// The limit counts compressed bytes, and a fetch is held up to three
+		// times over while it is processed: the response as read, its batches
+		// decompressed, and a 160-byte kgo.Record per record. For JSON with
+		// snappy or lz4 that is about four times the bytes fetched, so
+		// budget/32 keeps a fetch inside the eighth of the budget that fetched
+		// records get beside the workers' queues.
+		k.FetchMaxBytes = min(DefaultFetchMaxBytes, p.MemoryBudget/32)
 	}
 	c := &p.Catalog
 	if c.Type == "" {

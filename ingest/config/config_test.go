@@ -138,7 +138,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"kafka.client_id", p.Kafka.ClientID, "sluice"},
 		{"kafka.group_prefix", p.Kafka.GroupPrefix, "sluice."},
 		{"kafka.start_offset", p.Kafka.StartOffset, "earliest"},
-		{"kafka.fetch_max_bytes", p.Kafka.FetchMaxBytes, ByteSize(DefaultFetchMaxBytes)},
+		{"kafka.fetch_max_bytes", p.Kafka.FetchMaxBytes, ByteSize(DefaultMemoryBudget / 32)},
 		{"kafka.sasl", p.Kafka.SASL, SASL{}},
 		{"kafka.tls", p.Kafka.TLS, TLS{}},
 		{"catalog.type", p.Catalog.Type, "sql"},
@@ -173,8 +173,8 @@ func TestConfigDefaultsDependOnValues(t *testing.T) {
 		extra string // appended to minimal.yaml as top-level keys
 		check func(*Pipeline) (got, want any)
 	}{
-		{"fetch_max_bytes is a quarter of a small memory budget", "memory_budget: 64MiB\n",
-			func(p *Pipeline) (any, any) { return p.Kafka.FetchMaxBytes, ByteSize(16 << 20) }},
+		{"fetch_max_bytes is a thirty-second of a small memory budget", "memory_budget: 64MiB\n",
+			func(p *Pipeline) (any, any) { return p.Kafka.FetchMaxBytes, ByteSize(2 << 20) }},
 		{"fetch_max_bytes is capped with a large memory budget", "memory_budget: 8GiB\n",
 			func(p *Pipeline) (any, any) { return p.Kafka.FetchMaxBytes, ByteSize(DefaultFetchMaxBytes) }},
 		{"workers 0 means one per CPU", "writer:\n  workers: 0\n",
