@@ -13,6 +13,7 @@ type Metrics struct {
 	files       *prometheus.CounterVec
 	paused      *prometheus.GaugeVec
 	queued      *prometheus.GaugeVec
+	unknown     *prometheus.CounterVec
 }
 
 // NewMetrics registers the stream metrics with reg (nil: unregistered).
@@ -48,8 +49,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_queued_bytes", Help: "Bytes of fetched records waiting for a worker.",
 		}, []string{"stream"}),
 	}
+	m.unknown = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_unknown_fields_total", Help: "Protobuf fields the stream's message type does not declare, skipped.",
+	}, []string{"stream"})
 	if reg != nil {
-		reg.MustRegister(m.records, m.deadLetters, m.lag, m.checkpoint, m.openFiles, m.bytes, m.files, m.paused, m.queued)
+		reg.MustRegister(m.records, m.deadLetters, m.lag, m.checkpoint, m.openFiles, m.bytes, m.files, m.paused, m.queued, m.unknown)
 	}
 	return m
 }

@@ -39,6 +39,14 @@ type TableWriter interface {
 	Seal() ([]iceberg.DataFile, int64, error)
 }
 
+// Decoder turns record values into rows of the input layout; one per
+// worker. Errors it returns for a record dead-letter that record.
+type Decoder interface {
+	Decode(row parquet.Row, data []byte) (parquet.Row, int64, error)
+	// Reset releases the memory of rows decoded since the last Reset.
+	Reset()
+}
+
 // Partitioner computes the partition key of a row.
 type Partitioner interface {
 	AppendKey(buf []byte, row parquet.Row) []byte
@@ -63,7 +71,9 @@ type Options struct {
 	// (equal to Input when there is no ETL).
 	Input, Output *schema.Layout
 	// Program is the compiled ETL, nil when the stream has none.
-	Program     *etl.Program
+	Program *etl.Program
+	// NewDecoder makes a worker's decoder (default: JSON of Input).
+	NewDecoder  func() (Decoder, error)
 	Partitioner Partitioner
 	// NewWriter makes the table writer of one worker.
 	NewWriter func(worker int) (TableWriter, error)

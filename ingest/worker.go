@@ -22,7 +22,9 @@ type worker struct {
 	id  int
 	s   *Stream
 	q   *queue
-	dec *parse.JSON
+	dec Decoder
+	// unknown is what the decoder reported of unknown fields so far.
+	unknown int64
 	ev  *etl.Evaluator
 	out TableWriter
 
@@ -58,9 +60,15 @@ func (w *worker) keep(room, row parquet.Row) {
 }
 
 func newWorker(s *Stream, id int) (*worker, error) {
-	dec, err := parse.NewJSON(s.opts.Input, parse.Options{
-		EventTime: s.cfg.EventTime, MaxRecordBytes: int(s.cfg.MaxRecordBytes),
-	})
+	var dec Decoder
+	var err error
+	if s.opts.NewDecoder != nil {
+		dec, err = s.opts.NewDecoder()
+	} else {
+		dec, err = parse.NewJSON(s.opts.Input, parse.Options{
+			EventTime: s.cfg.EventTime, MaxRecordBytes: int(s.cfg.MaxRecordBytes),
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 	}
@@ -215,6 +223,12 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	}
 	if skipped > 0 {
 		m.records.WithLabelValues(name, "skipped").Add(float64(skipped))
+	}
+	if u, ok := w.dec.(interface{ UnknownFields() int64 }); ok {
+		if n := u.UnknownFields(); n > w.unknown {
+			m.unknown.WithLabelValues(name).Add(float64(n - w.unknown))
+			w.unknown = n
+		}
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/config"
 	"github.com/sluicehq/sluice/ingest/deadletter"
 	"github.com/sluicehq/sluice/ingest/etl"
+	"github.com/sluicehq/sluice/ingest/parse"
 	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 	kafkasink "github.com/sluicehq/sluice/sinks/kafka"
@@ -60,6 +61,7 @@ type pipeline struct {
 // streamRun is a running stream and how to stop it.
 type streamRun struct {
 	cfg    config.Stream
+	in     schema.Schema // decoded columns; for protobuf they come from the message type
 	s      *ingest.Stream
 	cancel context.CancelFunc
 	done   chan error
@@ -172,8 +174,9 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		if err != nil {
 			return nil, fmt.Errorf("streams[%d]: %w", i, err)
 		}
+		in, _ := sc.InputSchema()
 		p.streams = append(p.streams, s)
-		p.byName[sc.Name] = &streamRun{cfg: sc, s: s}
+		p.byName[sc.Name] = &streamRun{cfg: sc, s: s, in: in}
 	}
 	ok = true
 	return p, nil
@@ -210,6 +213,10 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	if err != nil {
 		return nil, err
 	}
+	newDecoder, err := decoderFactory(sc, inLayout)
+	if err != nil {
+		return nil, err
+	}
 	state, err := iceberg.LoadState(tbl, sc.Name)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", sc.Table.Name, err)
@@ -230,6 +237,7 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	runID := p.runID
 	return ingest.NewStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
+		NewDecoder: newDecoder,
 		NewWriter: func(worker int) (ingest.TableWriter, error) {
 			return iceberg.NewWriter(ctx, tbl, outLayout, part, iceberg.WriterOptions{
 				Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
@@ -409,7 +417,7 @@ func (p *pipeline) apply(ctx context.Context, next *config.Pipeline, start func(
 		switch {
 		case !ok:
 			added = append(added, sc.Name)
-		case !reflect.DeepEqual(r.cfg, sc):
+		case !reflect.DeepEqual(r.cfg, sc) || !sameInput(r, sc):
 			changed = append(changed, sc.Name)
 			if err := p.preflight(ctx, r.cfg, sc); err != nil {
 				return fmt.Errorf("stream %s: %w", sc.Name, err)
@@ -451,7 +459,8 @@ func (p *pipeline) apply(ctx context.Context, next *config.Pipeline, start func(
 				p.log.Error("stream could not start with the new config", "stream", sc.Name, "err", err)
 				continue
 			}
-			r = &streamRun{cfg: sc, s: s}
+			in, _ := sc.InputSchema()
+			r = &streamRun{cfg: sc, s: s, in: in}
 			p.mu.Lock()
 			p.byName[sc.Name] = r
 			p.mu.Unlock()
@@ -477,6 +486,10 @@ func (p *pipeline) prepareExport(cfg *config.Pipeline, sc config.Stream, in, out
 		in.AssignIDs()
 		inLayout = schema.NewLayout(in, sc.Name)
 	}
+	newDecoder, err := decoderFactory(sc, inLayout)
+	if err != nil {
+		return nil, err
+	}
 	enc, err := kafkasink.NewEncoder(outLayout, sc.Export.Key)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
@@ -491,6 +504,7 @@ func (p *pipeline) prepareExport(cfg *config.Pipeline, sc config.Stream, in, out
 	p.log.Info("stream exports to kafka", "stream", sc.Name, "topic", sc.Export.Topic)
 	stream, err = ingest.NewStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: noPartition{},
+		NewDecoder: newDecoder,
 		NewWriter: func(int) (ingest.TableWriter, error) {
 			return kafkasink.NewWriter(enc, sc.Export.Topic, session), nil
 		},
@@ -499,6 +513,31 @@ func (p *pipeline) prepareExport(cfg *config.Pipeline, sc config.Stream, in, out
 		Logger: p.log, Metrics: p.metrics,
 	})
 	return stream, err
+}
+
+// decoderFactory makes the per-worker decoders of a stream's format,
+// decompressing values first when the producer compressed them.
+func decoderFactory(sc config.Stream, l *schema.Layout) (func() (ingest.Decoder, error), error) {
+	var base func() (parse.RowDecoder, error)
+	switch sc.Format {
+	case "protobuf":
+		md, err := sc.Protobuf.Descriptor()
+		if err != nil {
+			return nil, fmt.Errorf("protobuf: %w", err)
+		}
+		opts := sc.Protobuf.Options(sc.EventTime, int(sc.MaxRecordBytes))
+		base = func() (parse.RowDecoder, error) { return parse.NewProtobuf(md, l, opts) }
+	default:
+		opts := parse.Options{EventTime: sc.EventTime, MaxRecordBytes: int(sc.MaxRecordBytes)}
+		base = func() (parse.RowDecoder, error) { return parse.NewJSON(l, opts) }
+	}
+	return func() (ingest.Decoder, error) {
+		d, err := base()
+		if err != nil || sc.Compression == "none" || sc.Compression == "" {
+			return d, err
+		}
+		return parse.NewDecompressing(d, sc.Compression, int(sc.MaxRecordBytes))
+	}, nil
 }
 
 // noPartition puts every row of an export in one group.
@@ -542,6 +581,20 @@ func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error
 		return fmt.Errorf("table %s: changing table.partition of an existing table is not supported", next.Table.Name)
 	}
 	return nil
+}
+
+// sameInput reports whether a protobuf stream's message type still maps to
+// the columns it runs with: a changed .proto file or descriptor set is a
+// change of the stream even when its config text is the same.
+func sameInput(r *streamRun, sc config.Stream) bool {
+	if sc.Format != "protobuf" {
+		return true
+	}
+	in, err := sc.InputSchema()
+	if err != nil {
+		return false // let preflight report it
+	}
+	return schema.Type{Kind: schema.KindStruct, Fields: in.Fields}.Equal(schema.Type{Kind: schema.KindStruct, Fields: r.in.Fields})
 }
 
 func findStream(cfg *config.Pipeline, name string) (config.Stream, bool) {

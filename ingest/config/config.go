@@ -12,12 +12,16 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/ingest/etl"
+	"github.com/sluicehq/sluice/ingest/parse"
 	"github.com/sluicehq/sluice/ingest/schema"
 )
 
@@ -148,8 +152,14 @@ type Stream struct {
 	Topics []string `yaml:"topics"`
 	// TopicRegex reads every matching topic, including ones created later.
 	TopicRegex string `yaml:"topic_regex"`
-	// Format of record values; only "json" is supported (default).
+	// Format of record values: "json" (default) or "protobuf".
 	Format string `yaml:"format"`
+	// Protobuf describes protobuf records; required with format protobuf.
+	Protobuf *Protobuf `yaml:"protobuf"`
+	// Compression of each record value by its producer, undone before
+	// decoding: "none" (default), "gzip", "zstd", "snappy" or "lz4". (Kafka's
+	// own batch compression needs no setting.)
+	Compression string `yaml:"compression"`
 	// MaxRecordBytes dead-letters larger records (default 1MiB).
 	MaxRecordBytes ByteSize `yaml:"max_record_bytes"`
 	// Match selects this stream's records when several message types share
@@ -157,7 +167,8 @@ type Stream struct {
 	// are skipped (and counted). Streams reading one topic with different
 	// matches route each type to its own table.
 	Match *Match `yaml:"match"`
-	// Columns declare the decoded fields. Required.
+	// Columns declare the decoded fields. Required for JSON; protobuf
+	// streams take their columns from the message type.
 	Columns []Column `yaml:"columns"`
 	// EventTime names the column holding each record's event time. Required.
 	EventTime string `yaml:"event_time"`
@@ -181,6 +192,47 @@ type Export struct {
 	// Key names a top-level output column whose value becomes the record
 	// key (default: no key).
 	Key string `yaml:"key"`
+}
+
+// Protobuf names the message type of protobuf records and where its
+// definition comes from: .proto files or a descriptor set (exactly one).
+type Protobuf struct {
+	// Message is the full name of the record's message type, e.g.
+	// "acme.events.v1.Click". Required.
+	Message string `yaml:"message"`
+	// ProtoFiles are .proto files compiled at start; imports resolve against
+	// ImportPaths and the well-known types.
+	ProtoFiles []string `yaml:"proto_files"`
+	// ImportPaths are the directories imports are looked up in (default ".").
+	ImportPaths []string `yaml:"import_paths"`
+	// DescriptorSet is a serialized google.protobuf.FileDescriptorSet with
+	// its imports (protoc --include_imports --descriptor_set_out=FILE).
+	DescriptorSet string `yaml:"descriptor_set"`
+	// EnumAsNumber stores enums as int32 numbers instead of names.
+	EnumAsNumber bool `yaml:"enum_as_number"`
+	// MaxDepth is how many levels of nested messages become columns (default
+	// 8); deeper fields, as in recursive messages, are left out.
+	MaxDepth int `yaml:"max_depth"`
+}
+
+// Options returns the decoder options the section implies.
+func (p *Protobuf) Options(eventTime string, maxRecordBytes int) parse.ProtoOptions {
+	return parse.ProtoOptions{EventTime: eventTime, MaxRecordBytes: maxRecordBytes, EnumAsNumber: p.EnumAsNumber, MaxDepth: p.MaxDepth}
+}
+
+// Descriptor loads the message type.
+func (p *Protobuf) Descriptor() (protoreflect.MessageDescriptor, error) {
+	var files *protoregistry.Files
+	var err error
+	if p.DescriptorSet != "" {
+		files, err = parse.LoadDescriptorSet(p.DescriptorSet)
+	} else {
+		files, err = parse.LoadProtoFiles(p.ProtoFiles, p.ImportPaths)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parse.FindMessage(files, p.Message)
 }
 
 // Match selects records by a header.
@@ -586,6 +638,17 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // InputSchema is the schema of decoded records.
 func (s *Stream) InputSchema() (schema.Schema, error) {
+	if s.Format == "protobuf" && s.Protobuf != nil {
+		md, err := s.Protobuf.Descriptor()
+		if err != nil {
+			return schema.Schema{}, fmt.Errorf("protobuf: %w", err)
+		}
+		sch, err := parse.ProtoSchema(md, s.Protobuf.Options(s.EventTime, int(s.MaxRecordBytes)))
+		if err != nil {
+			return schema.Schema{}, fmt.Errorf("protobuf: %w", err)
+		}
+		return sch, nil
+	}
 	var out schema.Schema
 	var errs []error
 	for i, c := range s.Columns {
@@ -612,8 +675,37 @@ func (s *Stream) validate(path string) []error {
 			bad("topic_regex", "%v", err)
 		}
 	}
-	if s.Format != "json" {
-		bad("format", "%q is not supported (want json)", s.Format)
+	switch s.Format {
+	case "json":
+		if s.Protobuf != nil {
+			bad("protobuf", "only with format: protobuf")
+		}
+	case "protobuf":
+		switch pb := s.Protobuf; {
+		case pb == nil:
+			bad("protobuf", "required with format: protobuf (message and proto_files or descriptor_set)")
+		default:
+			if pb.Message == "" {
+				bad("protobuf.message", "required: the full name of the record's message type")
+			}
+			if (len(pb.ProtoFiles) == 0) == (pb.DescriptorSet == "") {
+				bad("protobuf", "set exactly one of proto_files and descriptor_set")
+			}
+			if pb.MaxDepth < 0 || pb.MaxDepth > parse.MaxProtoDepth {
+				bad("protobuf.max_depth", "%d is outside 0..%d", pb.MaxDepth, parse.MaxProtoDepth)
+			}
+		}
+		if len(s.Columns) > 0 {
+			bad("columns", "protobuf streams take their columns from the message type; remove columns")
+		}
+	default:
+		bad("format", "%q is not supported (want json or protobuf)", s.Format)
+	}
+	if s.Compression == "" {
+		s.Compression = "none"
+	}
+	if !slices.Contains(parse.Compressions, s.Compression) {
+		bad("compression", "%q is not one of %s", s.Compression, strings.Join(parse.Compressions, ", "))
 	}
 	if s.Match != nil {
 		if s.Match.Header == "" {
@@ -626,7 +718,7 @@ func (s *Stream) validate(path string) []error {
 	if s.MaxRecordBytes < 64 {
 		bad("max_record_bytes", "%s is below the minimum 64 bytes", s.MaxRecordBytes)
 	}
-	if len(s.Columns) == 0 {
+	if len(s.Columns) == 0 && s.Format != "protobuf" {
 		bad("columns", "at least one column is required")
 	}
 	seen := map[string]bool{}

@@ -333,6 +333,10 @@ func cloneField(f schema.Field) schema.Field {
 }
 
 func cloneType(t schema.Type) schema.Type {
+	if t.Key != nil {
+		k := cloneType(*t.Key)
+		t.Key = &k
+	}
 	if t.Elem != nil {
 		e := cloneType(*t.Elem)
 		t.Elem = &e
@@ -350,10 +354,10 @@ func cloneType(t schema.Type) schema.Type {
 func clearIDs(fields []schema.Field) {
 	for i := range fields {
 		f := &fields[i]
-		f.ID, f.ElemID = 0, 0
+		f.ID, f.ElemID, f.KeyID, f.ValueID = 0, 0, 0, 0
 		t := &f.Type
-		if t.Kind == schema.KindList {
-			t = t.Elem
+		if t.Kind == schema.KindList || t.Kind == schema.KindMap {
+			t = t.Elem // map keys are primitive
 		}
 		clearIDs(t.Fields)
 	}

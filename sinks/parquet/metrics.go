@@ -161,6 +161,15 @@ func columnsOf(l *schema.Layout) ([]column, error) {
 		case schema.KindList:
 			// The element node carries the list's ElemID.
 			return walk(n.Children[0], true)
+		case schema.KindMap:
+			// Key and value nodes carry the map's KeyID and ValueID; like list
+			// elements, they are repeated and get no bounds.
+			for _, c := range n.Children {
+				if err := walk(c, true); err != nil {
+					return err
+				}
+			}
+			return nil
 		case schema.KindStruct:
 			for _, c := range n.Children {
 				if err := walk(c, repeated); err != nil {
