@@ -25,8 +25,8 @@ type worker struct {
 	dec Decoder
 	// unknown is what the decoder reported of unknown fields so far.
 	unknown int64
-	ev  *etl.Evaluator
-	out TableWriter
+	ev      *etl.Evaluator
+	out     TableWriter
 
 	pmu    sync.Mutex
 	paused map[topicPartition]struct{}

@@ -8,8 +8,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 	"github.com/parquet-go/parquet-go"
+	"github.com/pierrec/lz4/v4"
 )
 
 // Compressions are the payload compressions Decompressing accepts.
