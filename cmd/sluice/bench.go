@@ -55,7 +55,7 @@ func benchCmd(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	events := fs.Int64("events", 2_000_000, "events per case")
 	partitions := fs.Int("partitions", 8, "Kafka partitions")
-	cases := fs.String("cases", "fetch,encode,pipeline,wide", "cases to run")
+	cases := fs.String("cases", "fetch,encode,pipeline,wide,proto", "cases to run")
 	child := fs.String("child", "", "internal: run one case in this process")
 	broker := fs.String("broker", "", "internal: broker address for -child")
 	dir := fs.String("dir", "", "internal: work directory for -child")
@@ -71,7 +71,7 @@ func benchCmd(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), benchTopic, wideTopic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), benchTopic, wideTopic, protoTopic))
 	if err != nil {
 		return err
 	}
@@ -91,6 +91,16 @@ func benchCmd(args []string) error {
 	if err := benchProduce(addr, benchTopic, newClickGen(1, "b", start, 6*time.Hour, *events, 0), *events); err != nil {
 		return err
 	}
+	if has("proto") {
+		_, md, err := writeBenchProto(filepath.Join(work, "protos"))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "producing %d protobuf order events...\n", *events)
+		if err := benchProduceOrders(addr, md, *events); err != nil {
+			return err
+		}
+	}
 	if has("wide") {
 		// Daily partitions over 10,000 days, produced in time order like a backfill.
 		wide := newClickGen(2, "w", start.AddDate(0, 0, -10000), 10000*24*time.Hour, *events, 0)
@@ -99,7 +109,7 @@ func benchCmd(args []string) error {
 		}
 	}
 	var results []benchResult
-	for _, c := range []string{"fetch", "encode", "pipeline", "wide"} {
+	for _, c := range []string{"fetch", "encode", "pipeline", "wide", "proto"} {
 		if !has(c) {
 			continue
 		}
@@ -225,7 +235,7 @@ func benchChild(c, addr, dir string, events int64) error {
 		r, err = benchFetch(addr, events)
 	case "encode":
 		r, err = benchEncode(addr, events)
-	case "pipeline", "wide":
+	case "pipeline", "wide", "proto":
 		r, err = benchPipeline(c, addr, dir, events)
 	default:
 		return fmt.Errorf("unknown case %q", c)
@@ -333,7 +343,15 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 	if c == "wide" {
 		topic, part = wideTopic, "day(event_time)"
 	}
-	cfg, err := config.Parse([]byte(benchConfig(addr, dir, topic, part, "5s")))
+	text := benchConfig(addr, dir, topic, part, "5s")
+	if c == "proto" {
+		protoPath, _, err := writeBenchProto(filepath.Join(dir, "protos"))
+		if err != nil {
+			return benchResult{}, err
+		}
+		text = benchProtoConfig(addr, dir, protoPath)
+	}
+	cfg, err := config.Parse([]byte(text))
 	if err != nil {
 		return benchResult{}, err
 	}
