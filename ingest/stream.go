@@ -119,18 +119,20 @@ type Stream struct {
 
 	nextCheckpoint int64 // owned by the ticker goroutine
 
-	mu        sync.Mutex
-	committed checkpoint.Positions // positions of the last commit
-	acked     int64
-	ackedCh   chan struct{} // closed and replaced on every ack
-	stats     Stats
-	lag       map[topicPartition]int64
-	running   atomic.Bool
-	client    atomic.Pointer[kgo.Client]
-	session   atomic.Pointer[kgo.GroupTransactSession]
-	wantCP    chan struct{} // transactional: the ticker asks the poll loop for a barrier
-	failed    chan struct{}
-	failErr   error
+	mu         sync.Mutex
+	committed  checkpoint.Positions // positions of the last commit
+	acked      int64
+	ackedCh    chan struct{} // closed and replaced on every ack
+	stats      Stats
+	lag        map[topicPartition]int64
+	running    atomic.Bool
+	client     atomic.Pointer[kgo.Client]
+	session    atomic.Pointer[kgo.GroupTransactSession]
+	wantCP     chan struct{} // transactional: the ticker asks the poll loop for a barrier
+	restart    chan struct{} // closed when a worker needs the stream rebuilt
+	restartErr error
+	failed     chan struct{}
+	failErr    error
 
 	read, written, dead, filtered atomic.Int64
 }
@@ -139,6 +141,11 @@ type topicPartition struct {
 	topic     string
 	partition int32
 }
+
+// ErrRestartNeeded ends Run after a last checkpoint when records need the
+// stream rebuilt first (their message type gained columns); the records
+// from there on are read again by the rebuilt stream.
+var ErrRestartNeeded = errors.New("stream needs a restart")
 
 // ErrAssignmentChanged stops a stream whose partitions were taken away while
 // it had uncommitted data; the daemon restarts from the table positions.
@@ -161,7 +168,7 @@ func NewStream(opts Options) (*Stream, error) {
 		opts: opts, cfg: opts.Stream, log: opts.Logger.With("stream", opts.Stream.Name),
 		nextCheckpoint: opts.StartCheckpoint + 1, committed: opts.StartPositions.Clone(),
 		acked: opts.StartCheckpoint, ackedCh: make(chan struct{}), lag: map[topicPartition]int64{},
-		failed: make(chan struct{}), wantCP: make(chan struct{}, 1),
+		failed: make(chan struct{}), wantCP: make(chan struct{}, 1), restart: make(chan struct{}),
 	}
 	s.stats.Checkpoint = opts.StartCheckpoint
 	s.stats.Positions = opts.StartPositions.Clone()
@@ -329,6 +336,17 @@ func (s *Stream) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	s.fail(ErrAssignmentChanged)
 }
 
+// requestRestart asks Run to take a last checkpoint and return
+// ErrRestartNeeded.
+func (s *Stream) requestRestart(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.restartErr == nil {
+		s.restartErr = cause
+		close(s.restart)
+	}
+}
+
 // Abort makes Run return err at once, without waiting for a last checkpoint:
 // for when the committer is gone and no checkpoint could commit.
 func (s *Stream) Abort(err error) { s.fail(err) }
@@ -405,6 +423,11 @@ func (s *Stream) Run(ctx context.Context) error {
 				}
 			case <-ctx.Done():
 				return s.drain(gctx, stopPoll, pollDone)
+			case <-s.restart:
+				if err := s.drain(gctx, stopPoll, pollDone); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: %w", ErrRestartNeeded, s.restartErr)
 			}
 		}
 	})

@@ -31,6 +31,10 @@ type worker struct {
 	pmu    sync.Mutex
 	paused map[topicPartition]struct{}
 
+	// blocked partitions wait for the stream's restart: their next record
+	// needs columns the stream does not have yet.
+	blocked map[topicPartition]bool
+
 	positions checkpoint.Positions
 	counts    checkpoint.Counts
 	maxEvent  int64
@@ -72,7 +76,8 @@ func newWorker(s *Stream, id int) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 	}
-	w := &worker{id: id, s: s, q: newQueue(), dec: dec, paused: map[topicPartition]struct{}{}, positions: checkpoint.Positions{}}
+	w := &worker{id: id, s: s, q: newQueue(), dec: dec, paused: map[topicPartition]struct{}{}, positions: checkpoint.Positions{},
+		blocked: map[topicPartition]bool{}}
 	if s.opts.Program != nil {
 		if w.ev, err = s.opts.Program.Evaluator(s.opts.Input, s.opts.Output); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
@@ -155,7 +160,13 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	var written, dead, filtered, skipped int64
 	match := w.s.cfg.Match
-	for _, r := range recs {
+	first := recs[0]
+	if w.blocked[topicPartition{first.Topic, first.Partition}] {
+		return nil // read again after the restart
+	}
+	next := int64(-1) // next position when the batch stops early
+	consumed := len(recs)
+	for i, r := range recs {
 		if match != nil && !hasHeader(r, match.Header, match.Value) {
 			skipped++
 			continue
@@ -163,6 +174,13 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		room := w.next()
 		row, et, err := w.dec.Decode(room, r.Value)
 		if err != nil {
+			if rs, ok := err.(interface{ NeedsRestart() bool }); ok && rs.NeedsRestart() {
+				// Stop before this record; the rebuilt stream reads it again.
+				w.blocked[topicPartition{r.Topic, r.Partition}] = true
+				next, consumed = r.Offset, i
+				w.s.requestRestart(err)
+				break
+			}
 			if err := w.deadLetter(ctx, r, "parse", err); err != nil {
 				return err
 			}
@@ -202,8 +220,11 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	w.slab = w.slab[:0]
 	w.dec.Reset()
 	last := recs[len(recs)-1]
-	w.positions.Set(last.Topic, last.Partition, last.Offset+1)
-	w.counts.Read += int64(len(recs))
+	if next < 0 {
+		next = last.Offset + 1
+	}
+	w.positions.Set(last.Topic, last.Partition, next)
+	w.counts.Read += int64(consumed)
 	w.counts.Written += written
 	w.counts.DeadLettered += dead
 	w.counts.Filtered += filtered
@@ -213,7 +234,7 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	s.dead.Add(dead)
 	s.filtered.Add(filtered)
 	m, name := s.opts.Metrics, s.cfg.Name
-	m.records.WithLabelValues(name, "parsed").Add(float64(int64(len(recs)) - dead - skipped))
+	m.records.WithLabelValues(name, "parsed").Add(float64(int64(consumed) - dead - skipped))
 	m.records.WithLabelValues(name, "written").Add(float64(written))
 	if filtered > 0 {
 		m.records.WithLabelValues(name, "filtered").Add(float64(filtered))

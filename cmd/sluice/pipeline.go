@@ -377,6 +377,28 @@ func (p *pipeline) supervise(ctx, gctx context.Context, reload <-chan []byte) er
 			name := r.cfg.Name
 			err := <-r.done
 			r.done <- err
+			if errors.Is(err, ingest.ErrRestartNeeded) {
+				// Its records' columns changed: it committed up to the first
+				// such record; restart it with the new columns.
+				p.log.Info("restarting stream with new columns", "stream", name, "reason", err)
+				p.committer.RemoveTable(name)
+				s, perr := p.prepare(ctx, p.cfg, r.cfg)
+				if perr == nil {
+					in, _ := r.cfg.InputSchema()
+					nr := &streamRun{cfg: r.cfg, s: s, in: in}
+					p.mu.Lock()
+					p.byName[name] = nr
+					for i, old := range p.streams {
+						if old == r.s {
+							p.streams[i] = s
+						}
+					}
+					p.mu.Unlock()
+					start(nr)
+					continue
+				}
+				err = fmt.Errorf("restart stream %s: %w", name, perr)
+			}
 			if err == nil {
 				err = fmt.Errorf("stream %s stopped unexpectedly", name)
 			}
@@ -521,6 +543,17 @@ func decoderFactory(sc config.Stream, l *schema.Layout) (func() (ingest.Decoder,
 	var base func() (parse.RowDecoder, error)
 	switch sc.Format {
 	case "protobuf":
+		if sc.Protobuf.SchemaRegistry != nil {
+			src, err := sc.Registry()
+			if err != nil {
+				return nil, err
+			}
+			in, err := sc.InputSchema()
+			if err != nil {
+				return nil, err
+			}
+			return func() (ingest.Decoder, error) { return src.NewDecoder(l, in), nil }, nil
+		}
 		md, err := sc.Protobuf.Descriptor()
 		if err != nil {
 			return nil, fmt.Errorf("protobuf: %w", err)

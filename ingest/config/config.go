@@ -6,6 +6,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/parse"
+	"github.com/sluicehq/sluice/ingest/registry"
 	"github.com/sluicehq/sluice/ingest/schema"
 )
 
@@ -208,11 +210,37 @@ type Protobuf struct {
 	// DescriptorSet is a serialized google.protobuf.FileDescriptorSet with
 	// its imports (protoc --include_imports --descriptor_set_out=FILE).
 	DescriptorSet string `yaml:"descriptor_set"`
+	// SchemaRegistry reads records in the Confluent wire format, each naming
+	// its schema; the stream's columns come from the subject's latest version.
+	SchemaRegistry *SchemaRegistry `yaml:"schema_registry"`
 	// EnumAsNumber stores enums as int32 numbers instead of names.
 	EnumAsNumber bool `yaml:"enum_as_number"`
 	// MaxDepth is how many levels of nested messages become columns (default
 	// 8); deeper fields, as in recursive messages, are left out.
 	MaxDepth int `yaml:"max_depth"`
+}
+
+// SchemaRegistry is a Confluent-compatible schema registry.
+type SchemaRegistry struct {
+	// URLs of the registry. Required.
+	URLs []string `yaml:"urls"`
+	// Username and Password for basic auth (use ${ENV} for the password).
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Subject whose latest version gives the columns (default
+	// "<first topic>-value").
+	Subject string `yaml:"subject"`
+}
+
+// Registry opens the stream's schema registry source.
+func (s *Stream) Registry() (*registry.Source, error) {
+	pb := s.Protobuf
+	subject := pb.SchemaRegistry.Subject
+	if subject == "" && len(s.Topics) > 0 {
+		subject = s.Topics[0] + "-value"
+	}
+	return registry.New(pb.SchemaRegistry.URLs, pb.SchemaRegistry.Username, pb.SchemaRegistry.Password,
+		subject, pb.Message, pb.Options(s.EventTime, int(s.MaxRecordBytes)))
 }
 
 // Options returns the decoder options the section implies.
@@ -639,7 +667,18 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 // InputSchema is the schema of decoded records.
 func (s *Stream) InputSchema() (schema.Schema, error) {
 	if s.Format == "protobuf" && s.Protobuf != nil {
-		md, err := s.Protobuf.Descriptor()
+		var md protoreflect.MessageDescriptor
+		var err error
+		if s.Protobuf.SchemaRegistry != nil {
+			var src *registry.Source
+			if src, err = s.Registry(); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				md, err = src.Latest(ctx)
+				cancel()
+			}
+		} else {
+			md, err = s.Protobuf.Descriptor()
+		}
 		if err != nil {
 			return schema.Schema{}, fmt.Errorf("protobuf: %w", err)
 		}
@@ -685,11 +724,28 @@ func (s *Stream) validate(path string) []error {
 		case pb == nil:
 			bad("protobuf", "required with format: protobuf (message and proto_files or descriptor_set)")
 		default:
-			if pb.Message == "" {
+			sources := 0
+			for _, set := range []bool{len(pb.ProtoFiles) > 0, pb.DescriptorSet != "", pb.SchemaRegistry != nil} {
+				if set {
+					sources++
+				}
+			}
+			if sources != 1 {
+				bad("protobuf", "set exactly one of proto_files, descriptor_set and schema_registry")
+			}
+			if pb.Message == "" && pb.SchemaRegistry == nil {
 				bad("protobuf.message", "required: the full name of the record's message type")
 			}
-			if (len(pb.ProtoFiles) == 0) == (pb.DescriptorSet == "") {
-				bad("protobuf", "set exactly one of proto_files and descriptor_set")
+			if reg := pb.SchemaRegistry; reg != nil {
+				if len(reg.URLs) == 0 {
+					bad("protobuf.schema_registry.urls", "at least one URL is required")
+				}
+				if reg.Subject == "" && len(s.Topics) == 0 {
+					bad("protobuf.schema_registry.subject", "required with topic_regex")
+				}
+				if s.Compression != "" && s.Compression != "none" {
+					bad("compression", "not with schema_registry (the wire format is not compressed)")
+				}
 			}
 			if pb.MaxDepth < 0 || pb.MaxDepth > parse.MaxProtoDepth {
 				bad("protobuf.max_depth", "%d is outside 0..%d", pb.MaxDepth, parse.MaxProtoDepth)

@@ -72,8 +72,9 @@ const (
 	pcSingle pcard = iota
 	pcList
 	pcMap
-	pcSkip // known, not in the layout: skipped, not counted as unknown
-	pcCut  // a message below MaxDepth: a record holding it fails
+	pcSkip    // known, not in the layout: skipped, not counted as unknown
+	pcCut     // a message below MaxDepth: a record holding it fails
+	pcMissing // a column the message type lacks (an older version): always null
 )
 
 // pfield is how a field, a list element or a map key or value is read from
@@ -246,7 +247,16 @@ func (b *protoBinder) message(md protoreflect.MessageDescriptor, nodes []*schema
 		}
 		fd := fds.ByName(protoreflect.Name(n.Field.Name))
 		if fd == nil {
-			errs = append(errs, fmt.Errorf("parse: column %s: message %s has no field %s", fpath, md.FullName(), n.Field.Name))
+			// An older version of the message, read into the columns of a
+			// newer one: the column is null in its rows.
+			if n.Field.Required {
+				errs = append(errs, fmt.Errorf("parse: column %s: message %s has no field %s", fpath, md.FullName(), n.Field.Name))
+				continue
+			}
+			f := &pfield{name: n.Field.Name, card: pcMissing, oneof: -1, typ: n.Field.Type}
+			setLevels(f, n)
+			f.idx = len(m.fields)
+			m.fields = append(m.fields, f)
 			continue
 		}
 		f, err := b.field(fd, n, depth, fpath)
@@ -707,6 +717,11 @@ func (d *Protobuf) emitMsg(row parquet.Row, m *pmsg, rep int) (parquet.Row, *Rec
 // emitField appends the values of f, whose slot is s (nil: absent).
 func (d *Protobuf) emitField(row parquet.Row, f *pfield, s *pslot, rep int) (parquet.Row, *RecordError) {
 	switch f.card {
+	case pcMissing:
+		for _, col := range f.leaves {
+			row = append(row, parquet.NullValue().Level(rep, f.nullDef, col))
+		}
+		return row, nil
 	case pcList:
 		if s == nil {
 			return appendEmpty(row, f, rep), nil // absent repeated fields are empty
