@@ -37,14 +37,14 @@ import (
 // the events over 10,000 daily partitions to show the memory bound.
 
 type benchResult struct {
-	Case     string  `json:"case"`
-	Events   int64   `json:"events"`
-	Wall     float64 `json:"wall_seconds"`
-	CPU      float64 `json:"cpu_seconds"`
-	RSS      int64   `json:"peak_rss_bytes"` // VmHWM of the case's own process
-	Files    int64   `json:"files,omitempty"`
-	Parts    int64   `json:"partitions,omitempty"`
-	Note     string  `json:"note,omitempty"`
+	Case   string  `json:"case"`
+	Events int64   `json:"events"`
+	Wall   float64 `json:"wall_seconds"`
+	CPU    float64 `json:"cpu_seconds"`
+	RSS    int64   `json:"peak_rss_bytes"` // VmHWM of the case's own process
+	Files  int64   `json:"files,omitempty"`
+	Parts  int64   `json:"partitions,omitempty"`
+	Note   string  `json:"note,omitempty"`
 	// ChildCPU is set when the child measured CPU around its loop alone.
 	ChildCPU bool `json:"cpu_measured_by_case,omitempty"`
 }
