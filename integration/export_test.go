@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,17 +15,6 @@ import (
 )
 
 const exportConfig = `
-name: it
-kafka:
-  brokers: ["{{broker}}"]
-catalog:
-  uri: {{dir}}/catalog.db
-  warehouse: file://{{dir}}/warehouse
-checkpoint:
-  interval: 300ms
-  shutdown_timeout: 20s
-dead_letter:
-  file: {{dir}}/dead-letters.jsonl
 writer:
   workers: 2
 streams:
@@ -64,11 +51,7 @@ func TestExportCrashLoop(t *testing.T) {
 		total, kills = 500_000, 40
 	}
 	e := newEnv(t, 4, "events", "events-clean")
-	text := strings.NewReplacer("{{broker}}", e.addr, "{{dir}}", e.dir).Replace(exportConfig)
-	cfg := filepath.Join(e.dir, "pipeline.yaml")
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.writePipeline(exportConfig)
 
 	var wg sync.WaitGroup
 	wg.Add(1)

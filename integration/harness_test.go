@@ -113,6 +113,34 @@ func (e *env) config(interval, etl string) string {
 	return path
 }
 
+// pipelineHeader is the pipeline-wide part of the test configs that take
+// the defaults; each test appends its streams.
+const pipelineHeader = `
+name: it
+kafka:
+  brokers: ["{{broker}}"]
+catalog:
+  uri: {{dir}}/catalog.db
+  warehouse: file://{{dir}}/warehouse
+checkpoint:
+  interval: 300ms
+  shutdown_timeout: 20s
+dead_letter:
+  file: {{dir}}/dead-letters.jsonl
+`
+
+// writePipeline writes pipelineHeader followed by body, with {{broker}},
+// {{dir}} and the extra old, new pairs replaced, as the test's pipeline.yaml.
+func (e *env) writePipeline(body string, replace ...string) string {
+	e.t.Helper()
+	r := strings.NewReplacer(append([]string{"{{broker}}", e.addr, "{{dir}}", e.dir}, replace...)...)
+	path := filepath.Join(e.dir, "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(r.Replace(pipelineHeader+body)), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
 // daemon is a running sluice process.
 type daemon struct {
 	t       *testing.T

@@ -40,16 +40,6 @@ message Order {
 `
 
 const protoConfig = `
-name: it
-kafka:
-  brokers: ["{{broker}}"]
-catalog:
-  uri: {{dir}}/catalog.db
-  warehouse: file://{{dir}}/warehouse
-checkpoint:
-  interval: 300ms
-dead_letter:
-  file: {{dir}}/dead-letters.jsonl
 streams:
   - name: orders
     topics: [orders]
@@ -129,10 +119,7 @@ func TestProtobufEvolves(t *testing.T) {
 	}
 	e := newEnv(t, 3, "orders")
 	v1 := writeOrderProto(t, e.dir, "")
-	cfg := filepath.Join(e.dir, "pipeline.yaml")
-	if err := os.WriteFile(cfg, []byte(strings.NewReplacer("{{broker}}", e.addr, "{{dir}}", e.dir).Replace(protoConfig)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.writePipeline(protoConfig)
 	produce(t, e.addr, "orders", append(orders(t, v1, 0, 1000), []byte("not zstd at all")))
 	d := e.start(cfg, "--watch-interval", "0")
 	d.waitReady()

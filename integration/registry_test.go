@@ -19,16 +19,6 @@ import (
 )
 
 const registryConfig = `
-name: it
-kafka:
-  brokers: ["{{broker}}"]
-catalog:
-  uri: {{dir}}/catalog.db
-  warehouse: file://{{dir}}/warehouse
-checkpoint:
-  interval: 300ms
-dead_letter:
-  file: {{dir}}/dead-letters.jsonl
 streams:
   - name: orders
     topics: [orders]
@@ -115,11 +105,7 @@ func TestSchemaRegistryEvolution(t *testing.T) {
 	t.Cleanup(reg.Close)
 	e := newEnv(t, 2, "orders")
 	id1, v1 := registerOrder(t, reg, e.dir, "")
-	cfg := filepath.Join(e.dir, "pipeline.yaml")
-	text := strings.NewReplacer("{{broker}}", e.addr, "{{dir}}", e.dir, "{{registry}}", reg.URL()).Replace(registryConfig)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.writePipeline(registryConfig, "{{registry}}", reg.URL())
 	produce(t, e.addr, "orders", append(wireOrders(t, v1, id1, 0, 500), []byte("no wire header")))
 	d := e.start(cfg)
 	d.waitReady()

@@ -13,16 +13,6 @@ import (
 )
 
 const routeConfig = `
-name: it
-kafka:
-  brokers: ["{{broker}}"]
-catalog:
-  uri: {{dir}}/catalog.db
-  warehouse: file://{{dir}}/warehouse
-checkpoint:
-  interval: 300ms
-dead_letter:
-  file: {{dir}}/dead-letters.jsonl
 streams:
   - name: clicks
     topics: [mixed]
@@ -52,11 +42,7 @@ func TestRouteByHeader(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	e := newEnv(t, 3, "mixed")
-	cfg := filepath.Join(e.dir, "pipeline.yaml")
-	text := strings.NewReplacer("{{broker}}", e.addr, "{{dir}}", e.dir).Replace(routeConfig)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.writePipeline(routeConfig)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.addr), kgo.DefaultProduceTopic("mixed"))
 	if err != nil {
 		t.Fatal(err)

@@ -631,26 +631,7 @@ func (d *Protobuf) scan(m *pmsg, b []byte) *RecordError {
 		if f.card == pcCut {
 			return &RecordError{Field: f.name, Reason: "message nested deeper than max_depth " + strconv.Itoa(d.maxDepth)}
 		}
-		var (
-			v     uint64
-			chunk []byte
-		)
-		switch typ {
-		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed64Type:
-			v, n = protowire.ConsumeFixed64(b)
-		case protowire.BytesType:
-			chunk, n = protowire.ConsumeBytes(b)
-		case protowire.Fixed32Type:
-			var v32 uint32
-			v32, n = protowire.ConsumeFixed32(b)
-			v = uint64(v32)
-		case protowire.StartGroupType:
-			chunk, n = protowire.ConsumeGroup(num, b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b) // an error
-		}
+		v, chunk, n := consumeValue(num, typ, b)
 		if n < 0 {
 			return wireErr(n).in(f.name)
 		}
@@ -676,6 +657,29 @@ func (d *Protobuf) scan(m *pmsg, b []byte) *RecordError {
 		s.n++
 	}
 	return nil
+}
+
+// consumeValue reads one field value of wire type typ from b: varints and
+// fixed-width values as v, length-delimited and group values as chunk.
+// n < 0 is a protowire error.
+func consumeValue(num protowire.Number, typ protowire.Type, b []byte) (v uint64, chunk []byte, n int) {
+	switch typ {
+	case protowire.VarintType:
+		v, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed64Type:
+		v, n = protowire.ConsumeFixed64(b)
+	case protowire.BytesType:
+		chunk, n = protowire.ConsumeBytes(b)
+	case protowire.Fixed32Type:
+		var v32 uint32
+		v32, n = protowire.ConsumeFixed32(b)
+		v = uint64(v32)
+	case protowire.StartGroupType:
+		chunk, n = protowire.ConsumeGroup(num, b)
+	default:
+		n = protowire.ConsumeFieldValue(num, typ, b) // an error
+	}
+	return v, chunk, n
 }
 
 func wireErr(n int) *RecordError {
@@ -1131,26 +1135,7 @@ func (d *Protobuf) fields(b []byte, fn func(num protowire.Number, typ protowire.
 			return wireErr(n)
 		}
 		b = b[n:]
-		var (
-			v     uint64
-			chunk []byte
-		)
-		switch typ {
-		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed64Type:
-			v, n = protowire.ConsumeFixed64(b)
-		case protowire.BytesType:
-			chunk, n = protowire.ConsumeBytes(b)
-		case protowire.Fixed32Type:
-			var v32 uint32
-			v32, n = protowire.ConsumeFixed32(b)
-			v = uint64(v32)
-		case protowire.StartGroupType:
-			chunk, n = protowire.ConsumeGroup(num, b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
+		v, chunk, n := consumeValue(num, typ, b)
 		if n < 0 {
 			return wireErr(n)
 		}
