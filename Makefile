@@ -32,10 +32,17 @@ vet:
 
 # Short coverage-guided runs of every decoder fuzz target.
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./ingest/parse/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=60s ./ingest/parse/
+	$(GO) test -run='^$$' -fuzz='^FuzzProtobuf$$' -fuzztime=60s ./ingest/parse/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseType$$' -fuzztime=30s ./ingest/schema/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePositions$$' -fuzztime=30s ./ingest/checkpoint/
 
+# One run: fetch, decode+encode, full pipeline, 10,000 partitions and the
+# protobuf pipeline (sluice bench), then the protobuf decoder against
+# dynamicpb on the same record.
 bench: build
 	./$(BIN) bench
+	$(GO) test -run '^$$' -bench 'BenchmarkProtobufDecode' -benchtime 3s ./ingest/parse/
 
 # The long crash loops.
 soak:
