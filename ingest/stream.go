@@ -142,6 +142,10 @@ type topicPartition struct {
 	partition int32
 }
 
+// recordOverhead is the memory a fetched record holds beyond its key and
+// value: kgo's Record (about 160 bytes) and slack in its batch buffers.
+const recordOverhead = 256
+
 // ErrRestartNeeded ends Run after a last checkpoint when records need the
 // stream rebuilt first (their message type gained columns); the records
 // from there on are read again by the rebuilt stream.
@@ -545,7 +549,9 @@ func (s *Stream) poll(ctx context.Context, cl *kgo.Client) error {
 			}
 			var n int64
 			for _, r := range p.Records {
-				n += int64(len(r.Value) + len(r.Key) + 64)
+				// A fetched record costs its bytes plus the client's record
+				// struct and its share of the batch buffers.
+				n += int64(len(r.Value) + len(r.Key) + recordOverhead)
 			}
 			last := p.Records[len(p.Records)-1].Offset
 			s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -38,6 +39,8 @@ type WriterOptions struct {
 
 // Writer writes the rows of one worker for one table: one open Parquet file
 // per partition, rolled at the target size, all sealed at a checkpoint.
+// Open files are bounded twice: by count (MaxOpenFiles) and by memory
+// (MemoryBudget); beyond either, the least recently written close early.
 // Files are written in place under the table's data directory; no snapshot
 // references them until the committer adds them, so readers never see them
 // before that, and a crash leaves them as orphans for the start-up cleanup.
@@ -50,7 +53,9 @@ type Writer struct {
 	part   *Partitioner
 
 	open     map[string]*openFile
-	tick     uint64 // logical clock for least-recently-written eviction
+	dirty    []*openFile // files written since the last Flush
+	buffered int64       // memory of open files as last counted
+	tick     uint64      // logical clock for least-recently-written eviction
 	seq      int
 	sealed   []iceberg.DataFile
 	sealedSz int64
@@ -65,7 +70,10 @@ type WriterStats struct {
 }
 
 type openFile struct {
+	key      string
 	path     string
+	dirty    bool  // written since the last Flush
+	size     int64 // memory last counted for it in Writer.buffered
 	w        *lazyFile
 	file     *pq.File
 	part     Partition
@@ -98,6 +106,10 @@ func NewWriter(ctx context.Context, tbl *table.Table, layout *schema.Layout, par
 	}, nil
 }
 
+// openFileOverhead is what an open file costs besides the data it buffers:
+// its structs, partition values, path and the pending row slice.
+const openFileOverhead = 6 << 10
+
 // pendingRows is how many rows are gathered per file before one WriteRows
 // call; parquet-go's per-call overhead is amortised over them.
 const pendingRows = 256
@@ -109,13 +121,17 @@ func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
 	f := w.open[string(key)]
 	if f == nil {
 		var err error
-		if f, err = w.create(row, eventTime); err != nil {
+		if f, err = w.create(key, row, eventTime); err != nil {
 			return err
 		}
-		w.open[string(key)] = f
+		w.open[f.key] = f
 	}
 	w.tick++
 	f.lastUsed = w.tick
+	if !f.dirty {
+		f.dirty = true
+		w.dirty = append(w.dirty, f)
+	}
 	f.pending = append(f.pending, row)
 	if len(f.pending) >= pendingRows {
 		return w.flushFile(f)
@@ -123,7 +139,7 @@ func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
 	return nil
 }
 
-func (w *Writer) create(row parquet.Row, eventTime int64) (*openFile, error) {
+func (w *Writer) create(key []byte, row parquet.Row, eventTime int64) (*openFile, error) {
 	if len(w.open) >= w.opts.MaxOpenFiles {
 		if err := w.closeLeastRecent(); err != nil {
 			return nil, err
@@ -150,7 +166,8 @@ func (w *Writer) create(row parquet.Row, eventTime int64) (*openFile, error) {
 	file := pq.Create(out, w.layout, pq.WriterOptions{
 		Compression: w.opts.Compression, RowGroupBytes: w.opts.RowGroupSize,
 	})
-	return &openFile{path: path, w: out, file: file, part: part}, nil
+	w.buffered += openFileOverhead
+	return &openFile{key: string(key), path: path, w: out, file: file, part: part, size: openFileOverhead}, nil
 }
 
 func (w *Writer) flushFile(f *openFile) error {
@@ -167,57 +184,75 @@ func (w *Writer) flushFile(f *openFile) error {
 
 // Flush writes every gathered row, after which the caller may reuse the
 // memory the rows point into. It then rolls files that reached the target
-// size and closes files early while the memory budget is exceeded.
+// size and closes files early while the memory budget is exceeded. Only
+// files written since the last Flush are visited: a backfill may hold
+// thousands open and flush every few hundred rows.
 func (w *Writer) Flush() error {
-	var buffered int64
-	for key, f := range w.open {
+	for _, f := range w.dirty {
+		f.dirty = false
+		if w.open[f.key] != f {
+			continue // sealed since it was written
+		}
 		if err := w.flushFile(f); err != nil {
 			return err
 		}
+		size := f.file.BufferedBytes() + openFileOverhead
+		w.buffered += size - f.size
+		f.size = size
 		if f.file.WrittenBytes()+f.file.BufferedBytes() >= w.opts.TargetFileSize {
 			w.stats.FilesRolled++
-			if err := w.seal(key, f); err != nil {
+			if err := w.seal(f); err != nil {
 				return err
 			}
-			continue
 		}
-		buffered += f.file.BufferedBytes()
 	}
-	for buffered > w.opts.MemoryBudget && len(w.open) > 0 {
-		var bigKey string
-		var big *openFile
-		for key, f := range w.open {
-			if big == nil || f.file.BufferedBytes() > big.file.BufferedBytes() {
-				bigKey, big = key, f
-			}
+	clear(w.dirty)
+	w.dirty = w.dirty[:0]
+	if w.buffered > w.opts.MemoryBudget {
+		// Close the least recently written files (in a backfill, the
+		// partitions it has moved past) until a quarter of the budget is
+		// free, so that one scan serves many rows rather than one. A file
+		// still being written is the last to go, so each partition tends to
+		// get one file however many are open.
+		return w.evict(func(a, b *openFile) bool { return a.lastUsed < b.lastUsed }, func() bool {
+			return w.buffered > w.opts.MemoryBudget*3/4
+		})
+	}
+	return nil
+}
+
+// evict seals open files in the order less gives while more holds.
+func (w *Writer) evict(less func(a, b *openFile) bool, more func() bool) error {
+	files := make([]*openFile, 0, len(w.open))
+	for _, f := range w.open {
+		files = append(files, f)
+	}
+	sort.Slice(files, func(i, j int) bool { return less(files[i], files[j]) })
+	for _, f := range files {
+		if !more() {
+			break
 		}
-		buffered -= big.file.BufferedBytes()
 		w.stats.FilesClosedEarly++
-		if err := w.seal(bigKey, big); err != nil {
+		if err := w.seal(f); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// closeLeastRecent makes room for a new file: it closes the least recently
+// written tenth of the open files at once.
 func (w *Writer) closeLeastRecent() error {
-	var oldKey string
-	var old *openFile
-	for key, f := range w.open {
-		if old == nil || f.lastUsed < old.lastUsed {
-			oldKey, old = key, f
-		}
-	}
-	if old == nil {
-		return nil
-	}
-	w.stats.FilesClosedEarly++
-	return w.seal(oldKey, old)
+	target := len(w.open) - max(1, w.opts.MaxOpenFiles/10)
+	return w.evict(func(a, b *openFile) bool { return a.lastUsed < b.lastUsed }, func() bool {
+		return len(w.open) > target
+	})
 }
 
 // seal closes one file and keeps its DataFile for the next checkpoint.
-func (w *Writer) seal(key string, f *openFile) error {
-	delete(w.open, key)
+func (w *Writer) seal(f *openFile) error {
+	delete(w.open, f.key)
+	w.buffered -= f.size
 	if err := w.flushFile(f); err != nil {
 		return err
 	}
@@ -249,8 +284,8 @@ func (w *Writer) seal(key string, f *openFile) error {
 // Seal closes every open file and returns all files sealed since the last
 // Seal, with their total size, once they are durable.
 func (w *Writer) Seal() ([]iceberg.DataFile, int64, error) {
-	for key, f := range w.open {
-		if err := w.seal(key, f); err != nil {
+	for _, f := range w.open {
+		if err := w.seal(f); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -314,14 +349,10 @@ func syncFiles(paths []string) error {
 // OpenFiles is the number of files open now.
 func (w *Writer) OpenFiles() int { return len(w.open) }
 
-// BufferedBytes estimates the memory held by open files.
-func (w *Writer) BufferedBytes() int64 {
-	var n int64
-	for _, f := range w.open {
-		n += f.file.BufferedBytes()
-	}
-	return n
-}
+// BufferedBytes estimates the memory held by open files, as counted
+// against the budget (their buffered data plus a fixed cost each), as of
+// the last Flush.
+func (w *Writer) BufferedBytes() int64 { return w.buffered }
 
 // Stats returns counters since the writer started.
 func (w *Writer) Stats() WriterStats { return w.stats }
@@ -333,4 +364,5 @@ func (w *Writer) Abort() {
 		f.w.Close()
 		delete(w.open, key)
 	}
+	w.buffered = 0
 }

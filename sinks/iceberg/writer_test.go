@@ -226,8 +226,9 @@ func TestWriterRollsAtTargetSize(t *testing.T) {
 	}
 }
 
-// TestWriterMemoryBudget checks that Flush closes the largest files while
-// the open files together buffer more than the budget.
+// TestWriterMemoryBudget checks that Flush closes the least recently
+// written files while the open files together buffer more than the budget,
+// until a quarter of it is free.
 func TestWriterMemoryBudget(t *testing.T) {
 	cat := newTestCatalog(t)
 	tt := newTestTable(t, cat, "db.events", []string{"k"}, eventCols...)
@@ -257,7 +258,8 @@ func TestWriterMemoryBudget(t *testing.T) {
 		wantClosed string // partition of the file closed early, if one
 	}{
 		{"under budget", total, 0, 4, ""},
-		{"just over", total - 1, 1, 3, "k=p00"},
+		// p00 is written last; p01, p02, p03 before it, p01 first.
+		{"just over", total - 1, 3, 1, "k=p01"},
 		{"tiny", 1, 4, 0, ""},
 	}
 	for _, tc := range tests {
@@ -286,7 +288,7 @@ func TestWriterMemoryBudget(t *testing.T) {
 			if tc.wantClosed != "" {
 				// The early one was sealed first.
 				if got := path.Base(path.Dir(files[0].FilePath())); got != tc.wantClosed {
-					t.Errorf("closed %s early, want the largest, %s", got, tc.wantClosed)
+					t.Errorf("closed %s first, want the least recently written, %s", got, tc.wantClosed)
 				}
 			}
 			sameIDs(t, checkDataFiles(t, tt, files), input)

@@ -241,6 +241,15 @@ func (f *File) Close() (Metrics, int64, error) {
 }
 
 func (f *File) close() (Metrics, int64, error) {
+	if f.w == nil && f.stage.len() > 0 {
+		// A small file closed before its first row group was full: page
+		// buffers sized for its data rather than the default, since a
+		// backfill closes thousands of these and each would otherwise
+		// allocate (and drop) full-size buffers per column.
+		cols := max(1, f.layout.NumColumns)
+		pb := max(4<<10, min(f.opts.PageBufferBytes, int(f.stage.bytes())/cols))
+		f.w = parquet.NewWriter(&f.out, append(f.wopts[:len(f.wopts):len(f.wopts)], parquet.PageBufferSize(pb))...)
+	}
 	if err := f.unstage(); err != nil {
 		return Metrics{}, 0, err
 	}
