@@ -103,7 +103,8 @@ func (s *Source) messageByID(ctx context.Context, id int, index []int) (protoref
 		return nil, err
 	}
 	if md, err = pick(files, id, "", index); err != nil {
-		return nil, err
+		// The schema is fine; the record names a message it does not have.
+		return nil, &parse.RecordError{Reason: err.Error()}
 	}
 	s.mu.Lock()
 	s.cache[key] = md
@@ -259,9 +260,9 @@ func (d *Decoder) bind(id int, index []int) (*parse.Protobuf, error) {
 	defer cancel()
 	md, err := d.src.messageByID(ctx, id, index)
 	if err != nil {
-		// The registry could not be asked or the schema does not compile:
-		// not the record's fault, so the stream stops rather than
-		// dead-lettering every record of that schema.
+		// A bad message index is the record's fault. Otherwise the registry
+		// could not be asked or the schema does not compile: the stream
+		// stops rather than dead-lettering every record of that schema.
 		return nil, err
 	}
 	cols, err := parse.ProtoSchema(md, d.src.opts)
