@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzProtobuf$$' -fuzztime=60s ./ingest/parse/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseType$$' -fuzztime=30s ./ingest/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePositions$$' -fuzztime=30s ./ingest/checkpoint/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecoder$$' -fuzztime=30s ./ingest/registry/
 
 # One run: fetch, decode+encode, full pipeline, 10,000 partitions and the
 # protobuf pipeline (sluice bench), then the protobuf decoder against
