@@ -229,18 +229,9 @@ func (d *JSON) checkLayout(l *schema.Layout) error {
 			}
 			return
 		}
-		if f.col != next || f.col >= len(cols) {
-			errs = append(errs, fmt.Errorf("parse: column %s is leaf %d, want %d", path, f.col, next))
-			return
-		}
-		next++
-		leaf, _ := l.Parquet.Lookup(cols[f.col]...)
 		kind, length := physical(f)
-		t := leaf.Node.Type()
-		if t.Kind() != kind || kind == parquet.FixedLenByteArray && t.Length() != length ||
-			leaf.MaxDefinitionLevel != f.def || leaf.MaxRepetitionLevel != rep {
-			errs = append(errs, fmt.Errorf("parse: column %s: layout has %s def %d rep %d, parquet schema %s def %d rep %d",
-				path, kind, f.def, rep, t.Kind(), leaf.MaxDefinitionLevel, leaf.MaxRepetitionLevel))
+		if err := checkLeaf(l, cols, &next, path, f.col, kind, length, f.def, rep); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for i, f := range d.top.fields {
@@ -253,6 +244,24 @@ func (d *JSON) checkLayout(l *schema.Layout) error {
 		errs = append(errs, fmt.Errorf("parse: layout covers %d of %d parquet columns", next, len(cols)))
 	}
 	return errors.Join(errs...)
+}
+
+// checkLeaf verifies that a decoder's next leaf, at column col with the given
+// physical type and levels, is the layout's next Parquet column. Decoders
+// walk their leaves in column order; next counts the columns met.
+func checkLeaf(l *schema.Layout, cols [][]string, next *int, path string, col int, kind parquet.Kind, length, def, rep int) error {
+	if col != *next || col >= len(cols) {
+		return fmt.Errorf("parse: column %s is leaf %d, want %d", path, col, *next)
+	}
+	*next++
+	leaf, _ := l.Parquet.Lookup(cols[col]...)
+	t := leaf.Node.Type()
+	if t.Kind() != kind || kind == parquet.FixedLenByteArray && t.Length() != length ||
+		leaf.MaxDefinitionLevel != def || leaf.MaxRepetitionLevel != rep {
+		return fmt.Errorf("parse: column %s: layout has %s def %d rep %d, parquet schema %s def %d rep %d",
+			path, kind, def, rep, t.Kind(), leaf.MaxDefinitionLevel, leaf.MaxRepetitionLevel)
+	}
+	return nil
 }
 
 // physical is the Parquet physical type of the values decoded for a leaf.

@@ -467,6 +467,14 @@ func (d *Protobuf) checkLayout(l *schema.Layout) error {
 			return
 		}
 		switch {
+		case f.card == pcMissing:
+			// Nulls for every leaf of the column, in order.
+			if len(f.leaves) == 0 || f.leaves[0] != next {
+				errs = append(errs, fmt.Errorf("parse: column %s is not where the layout has it", path))
+				return
+			}
+			next += len(f.leaves)
+			return
 		case f.card == pcList:
 			check(f.elem, path+"[]", f.rep)
 			return
@@ -481,22 +489,13 @@ func (d *Protobuf) checkLayout(l *schema.Layout) error {
 			}
 			return
 		}
-		if f.col != next || f.col >= len(cols) {
-			errs = append(errs, fmt.Errorf("parse: column %s is leaf %d, want %d", path, f.col, next))
-			return
-		}
-		next++
-		leaf, _ := l.Parquet.Lookup(cols[f.col]...)
 		jf := &field{typ: f.typ}
 		if f.typ.Kind == schema.KindDecimal && f.typ.Precision > 18 {
 			jf.flba = schema.DecimalBytes(f.typ.Precision)
 		}
 		kind, length := physical(jf)
-		t := leaf.Node.Type()
-		if t.Kind() != kind || kind == parquet.FixedLenByteArray && t.Length() != length ||
-			leaf.MaxDefinitionLevel != f.def || leaf.MaxRepetitionLevel != rep {
-			errs = append(errs, fmt.Errorf("parse: column %s: layout has %s def %d rep %d, parquet schema %s def %d rep %d",
-				path, kind, f.def, rep, t.Kind(), leaf.MaxDefinitionLevel, leaf.MaxRepetitionLevel))
+		if err := checkLeaf(l, cols, &next, path, f.col, kind, length, f.def, rep); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, f := range d.top.fields {

@@ -1034,3 +1034,45 @@ func TestProtobufAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestProtobufMissingColumns reads a message into the columns of a newer
+// version of it: columns the message lacks, scalar and nested, are null,
+// and the row writes cleanly.
+func TestProtobufMissingColumns(t *testing.T) {
+	reg := compileProto(t, map[string]string{"m.proto": `syntax = "proto3";
+package m;
+message M { int64 id = 1; int64 ts = 2; }`})
+	md := messageType(t, reg, "m.M")
+	l := newLayout(t, opt("id", "int64"), opt("ts", "int64"), opt("label", "string"), opt("tags", "list<string>"),
+		opt("geo", "struct<lat:float64,lon:float64>"))
+	d, err := NewProtobuf(md, l, ProtoOptions{EventTime: "ts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	b = protowire.AppendTag(b, 1, protowire.VarintType)
+	b = protowire.AppendVarint(b, 42)
+	b = protowire.AppendTag(b, 2, protowire.VarintType)
+	b = protowire.AppendVarint(b, 1795410000000)
+	row, _, err := d.Decode(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := parquet.NewWriter(&buf, l.Parquet)
+	if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
+		t.Fatalf("row %v does not write: %v", row, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nulls := 0
+	for _, v := range row {
+		if v.IsNull() {
+			nulls++
+		}
+	}
+	if len(row) != 6 || nulls != 4 {
+		t.Errorf("row %v: want id, ts and 4 null leaves", row)
+	}
+}
