@@ -269,7 +269,10 @@ func (s *Stream) clientOpts() []kgo.Opt {
 		kgo.ConsumerGroup(s.GroupID()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxBytes(int32(s.opts.Pipeline.Kafka.FetchMaxBytes)),
-		kgo.FetchMaxPartitionBytes(int32(min(s.opts.Pipeline.Kafka.FetchMaxBytes, 8<<20))),
+		// A partition's batch is what a queue can overshoot its share by
+		// before the partition is paused: keep it a fraction of a fetch.
+		kgo.FetchMaxPartitionBytes(int32(max(s.opts.Pipeline.Kafka.FetchMaxBytes/8, 256<<10))),
+		kgo.MaxConcurrentFetches(1),
 		kgo.AdjustFetchOffsetsFn(s.adjustOffsets),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),

@@ -417,7 +417,8 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 	s := p.streams[0]
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	heapDone := false
+	var lastHeap time.Time
+	heaps := 0
 	for {
 		select {
 		case err := <-done:
@@ -427,9 +428,11 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 			return benchResult{}, err
 		case <-tick.C:
 		}
-		if pdir := os.Getenv("SLUICE_BENCH_PROFILE"); pdir != "" && !heapDone && sumPositions(s.Stats()) >= n/2 {
-			heapDone = true
-			if f, err := os.Create(filepath.Join(pdir, c+".heap.pprof")); err == nil {
+		if pdir := os.Getenv("SLUICE_BENCH_PROFILE"); pdir != "" && time.Since(lastHeap) > 10*time.Second {
+			// A heap profile every 10s: the peak is rarely at a planned moment.
+			lastHeap = time.Now()
+			heaps++
+			if f, err := os.Create(filepath.Join(pdir, fmt.Sprintf("%s.heap.%02d.pprof", c, heaps))); err == nil {
 				pprof.WriteHeapProfile(f)
 				f.Close()
 			}
