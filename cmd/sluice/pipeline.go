@@ -231,9 +231,11 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	p.log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
 		"partitions", state.Positions.Count())
 	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state)
-	// Open files get 3/8 of the memory budget; fetched and queued records
-	// 1/4 (see ingest); the rest is headroom for the garbage collector.
-	budget := int64(cfg.MemoryBudget) * 3 / 8 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
+	// Open files get a quarter of the memory budget, fetched and queued
+	// records an eighth (see ingest); the rest is for sealing and commits
+	// (a checkpoint of a backfill holds tens of thousands of data files) and
+	// for the garbage collector.
+	budget := int64(cfg.MemoryBudget) / 4 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
 	runID := p.runID
 	return ingest.NewStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
