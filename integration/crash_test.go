@@ -35,39 +35,12 @@ func TestCrashLoop(t *testing.T) {
 	cfg := e.config("300ms", "")
 
 	// The producer writes in chunks during the kill loop.
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		const chunk = 2000
-		for start := 0; start < total; start += chunk {
-			vals := make([][]byte, 0, chunk)
-			for i := start; i < min(start+chunk, total); i++ {
-				vals = append(vals, event(i))
-			}
-			if err := produceErr(e.addr, e.topic, vals); err != nil {
-				t.Errorf("produce: %v", err)
-				return
-			}
-			// Spread production over the kill loop.
-			time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
-		}
-	}()
-
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	for k := range kills {
-		d := e.start(cfg)
-		// Kill at a random moment: right away, mid-checkpoint, or after some commits.
-		wait := time.Duration(rng.IntN(2500)) * time.Millisecond
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited on its own (run %d); log:\n%s", k, d.logTail())
-		case <-time.After(wait):
-		}
-		d.kill()
+	produced := produceDuring(t, e.addr, e.topic, total, 2000, 100*time.Millisecond, 200*time.Millisecond)
+	// Kill at a random moment: right away, mid-checkpoint, or after some commits.
+	e.killLoop(cfg, kills, 0, 2500*time.Millisecond, func(k int, wait time.Duration) {
 		t.Logf("kill %d after %s; committed positions %v", k+1, wait, e.positions("events"))
-	}
-	wg.Wait()
+	})
+	produced()
 
 	d := e.start(cfg)
 	waitFor(t, 3*time.Minute, "the table to catch up with the log end", func() bool {
@@ -105,6 +78,51 @@ func TestCrashLoop(t *testing.T) {
 	for p, end := range ends {
 		if pos[p] != end {
 			t.Errorf("partition %d: committed position %d, log end %d", p, pos[p], end)
+		}
+	}
+}
+
+// produceDuring writes events 0..total-1 to topic in the background, chunk
+// at a time with a random pause of base..base+spread between chunks, so
+// production overlaps what the test does meanwhile. The returned function
+// waits for the last chunk.
+func produceDuring(t *testing.T, addr, topic string, total, chunk int, base, spread time.Duration) (wait func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for start := 0; start < total; start += chunk {
+			vals := make([][]byte, 0, chunk)
+			for i := start; i < min(start+chunk, total); i++ {
+				vals = append(vals, event(i))
+			}
+			if err := produceErr(addr, topic, vals); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			time.Sleep(base + time.Duration(rand.Int64N(int64(spread))))
+		}
+	}()
+	return wg.Wait
+}
+
+// killLoop starts the daemon kills times and SIGKILLs each run after a
+// random wait of base..base+spread; after is called after each kill.
+func (e *env) killLoop(cfg string, kills int, base, spread time.Duration, after func(k int, wait time.Duration)) {
+	e.t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for k := range kills {
+		d := e.start(cfg)
+		wait := base + time.Duration(rng.Int64N(int64(spread)))
+		select {
+		case <-d.done:
+			e.t.Fatalf("daemon exited on its own (run %d); log:\n%s", k, d.logTail())
+		case <-time.After(wait):
+		}
+		d.kill()
+		if after != nil {
+			after(k, wait)
 		}
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,35 +51,9 @@ func TestExportCrashLoop(t *testing.T) {
 	e := newEnv(t, 4, "events", "events-clean")
 	cfg := e.writePipeline(exportConfig)
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		const chunk = 1000
-		for start := 0; start < total; start += chunk {
-			vals := make([][]byte, 0, chunk)
-			for i := start; i < min(start+chunk, total); i++ {
-				vals = append(vals, event(i))
-			}
-			if err := produceErr(e.addr, "events", vals); err != nil {
-				t.Errorf("produce: %v", err)
-				return
-			}
-			time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond)
-		}
-	}()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
-	for k := range kills {
-		d := e.start(cfg)
-		wait := time.Duration(300+rng.IntN(2500)) * time.Millisecond
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited on its own (run %d); log:\n%s", k, d.logTail())
-		case <-time.After(wait):
-		}
-		d.kill()
-	}
-	wg.Wait()
+	produced := produceDuring(t, e.addr, "events", total, 1000, 50*time.Millisecond, 150*time.Millisecond)
+	e.killLoop(cfg, kills, 300*time.Millisecond, 2500*time.Millisecond, nil)
+	produced()
 
 	d := e.start(cfg)
 	d.waitReady()

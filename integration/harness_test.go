@@ -323,36 +323,14 @@ func (e *env) loadTable(name string) (*table.Table, func()) {
 // nil when the table does not exist yet.
 func (e *env) positions(stream string) map[int32]int64 {
 	e.t.Helper()
-	if _, err := os.Stat(filepath.Join(e.dir, "catalog.db")); err != nil {
-		return nil
+	if _, err := os.Stat(e.sqliteCatalog()); err != nil {
+		return nil // opening would create the catalog before the daemon does
 	}
-	cat, closeCat, err := iceberg.OpenCatalog(context.Background(), config.Catalog{
-		Type: "sql", URI: filepath.Join(e.dir, "catalog.db"), Warehouse: "file://" + e.dir + "/warehouse", Name: "sluice",
-	})
-	if err != nil {
-		return nil
-	}
-	defer closeCat()
-	tbl, err := cat.LoadTable(context.Background(), iceberg.Identifier("it.events"))
-	if err != nil {
-		return nil
-	}
-	st, err := iceberg.LoadState(tbl, stream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return st.Positions[e.topic]
+	return e.positionsFrom(e.sqliteCatalog(), stream)
 }
 
 func (e *env) caughtUp(stream string) bool {
-	ends := endOffsets(e.t, e.addr, e.topic)
-	pos := e.positions(stream)
-	for p, end := range ends {
-		if end > 0 && pos[p] != end {
-			return false
-		}
-	}
-	return true
+	return e.reached(e.topic, e.positions(stream))
 }
 
 // scanColumn reads one string column of the table through iceberg-go's own
@@ -464,6 +442,13 @@ func (e *env) loadTableFrom(uri, name string) (*table.Table, func()) {
 // catalog call it only once the daemon has started (waitReady).
 func (e *env) positionsFrom(uri, stream string) map[int32]int64 {
 	e.t.Helper()
+	return e.tablePositions(uri, "it.events", stream, e.topic)
+}
+
+// tablePositions reads the positions a stream committed to a table for one
+// topic: nil until the catalog or the table exists.
+func (e *env) tablePositions(uri, tableName, stream, topic string) map[int32]int64 {
+	e.t.Helper()
 	cat, closeCat, err := iceberg.OpenCatalog(context.Background(), config.Catalog{
 		Type: "sql", URI: uri, Warehouse: "file://" + e.dir + "/warehouse", Name: "sluice",
 	})
@@ -471,7 +456,7 @@ func (e *env) positionsFrom(uri, stream string) map[int32]int64 {
 		return nil
 	}
 	defer closeCat()
-	tbl, err := cat.LoadTable(context.Background(), iceberg.Identifier("it.events"))
+	tbl, err := cat.LoadTable(context.Background(), iceberg.Identifier(tableName))
 	if err != nil {
 		return nil
 	}
@@ -479,20 +464,25 @@ func (e *env) positionsFrom(uri, stream string) map[int32]int64 {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return st.Positions[e.topic]
+	return st.Positions[topic]
 }
 
-// caughtUpIn is caughtUp through the catalog at uri.
-func (e *env) caughtUpIn(uri, stream string) bool {
+// reached reports whether positions equal the log end of every non-empty
+// partition of topic.
+func (e *env) reached(topic string, pos map[int32]int64) bool {
 	e.t.Helper()
-	ends := endOffsets(e.t, e.addr, e.topic)
-	pos := e.positionsFrom(uri, stream)
-	for p, end := range ends {
+	for p, end := range endOffsets(e.t, e.addr, topic) {
 		if end > 0 && pos[p] != end {
 			return false
 		}
 	}
 	return true
+}
+
+// caughtUpIn is caughtUp through the catalog at uri.
+func (e *env) caughtUpIn(uri, stream string) bool {
+	e.t.Helper()
+	return e.reached(e.topic, e.positionsFrom(uri, stream))
 }
 
 // checkExactlyOnce fails the test unless the table's ids are exactly

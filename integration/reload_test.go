@@ -13,8 +13,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluicehq/sluice/sinks/iceberg"
 )
 
 const reloadBase = `
@@ -87,23 +85,7 @@ func reloadEvents(from, to int) [][]byte {
 // reached the log end of its topic.
 func (e *env) tableCaughtUp(tableName, stream, topic string) bool {
 	e.t.Helper()
-	ends := endOffsets(e.t, e.addr, topic)
-	cat, done := e.openCatalog(e.sqliteCatalog())
-	defer done()
-	tbl, err := cat.LoadTable(context.Background(), iceberg.Identifier(tableName))
-	if err != nil {
-		return false
-	}
-	st, err := iceberg.LoadState(tbl, stream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for p, end := range ends {
-		if end > 0 && st.Positions[topic][p] != end {
-			return false
-		}
-	}
-	return true
+	return e.reached(topic, e.tablePositions(e.sqliteCatalog(), tableName, stream, topic))
 }
 
 // TestHotReload changes the config of a running daemon: a column is added

@@ -933,18 +933,7 @@ func (d *Protobuf) mapKey(key *pfield, b []byte) (mapKey, *RecordError) {
 			return k, &RecordError{Field: "key", Reason: "wire type " + wireName(typ) + ", want " + wireName(key.wire)}
 		}
 		var v uint64
-		switch typ {
-		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed32Type:
-			var v32 uint32
-			v32, n = protowire.ConsumeFixed32(b)
-			v = uint64(v32)
-		case protowire.Fixed64Type:
-			v, n = protowire.ConsumeFixed64(b)
-		default:
-			k.b, n = protowire.ConsumeBytes(b)
-		}
+		v, k.b, n = consumeValue(num, typ, b) // typ is the key's wire type, checked above
 		if n < 0 {
 			return k, wireErr(n).in("key")
 		}
