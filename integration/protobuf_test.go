@@ -97,8 +97,10 @@ func orders(t *testing.T, md protoreflect.MessageDescriptor, from, to int) [][]b
 			list.Append(protoreflect.ValueOfMessage(it))
 		}
 		m.Mutable(fields.ByName("attrs")).Map().Set(protoreflect.ValueOfString("src").MapKey(), protoreflect.ValueOfString("web"))
-		if ch := fields.ByName("channel"); ch != nil {
-			m.Set(ch, protoreflect.ValueOfString("app"))
+		for _, name := range []protoreflect.Name{"channel", "source"} {
+			if ch := fields.ByName(name); ch != nil {
+				m.Set(ch, protoreflect.ValueOfString("app"))
+			}
 		}
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -112,7 +114,8 @@ func orders(t *testing.T, md protoreflect.MessageDescriptor, from, to int) [][]b
 // TestProtobufEvolves ingests zstd-compressed protobuf records compiled
 // from a .proto file, then changes the .proto (a new field) and reloads on
 // SIGHUP: the table gains the column in place, rows before read NULL, rows
-// after carry it, and every record lands exactly once.
+// after carry it, and every record lands exactly once. Then the field is
+// renamed: its column is renamed with it and keeps its values.
 func TestProtobufEvolves(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary")
@@ -133,6 +136,15 @@ func TestProtobufEvolves(t *testing.T) {
 	})
 	produce(t, e.addr, "orders", orders(t, v2, 1000, 1500))
 	waitFor(t, time.Minute, "v2 orders to commit", func() bool { return e.tableCaughtUp("it.orders", "orders", "orders") })
+
+	v3 := writeOrderProto(t, e.dir, "  string source = 8;\n")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, time.Minute, "the renamed field to apply", func() bool {
+		n, _ := d.metric("sluice_config_reloads_total", `result="applied"`)
+		return n >= 2
+	})
+	produce(t, e.addr, "orders", orders(t, v3, 1500, 2000))
+	waitFor(t, time.Minute, "v3 orders to commit", func() bool { return e.tableCaughtUp("it.orders", "orders", "orders") })
 	if code, _ := d.stop(); code != 0 {
 		t.Fatalf("exit code %d; log:\n%s", code, d.logTail())
 	}
@@ -140,8 +152,8 @@ func TestProtobufEvolves(t *testing.T) {
 	tbl, done := e.loadTable("it.orders")
 	defer done()
 	ids := scanColumn(t, tbl, "id")
-	if len(ids) != 1500 {
-		t.Errorf("%d ids, want 1500", len(ids))
+	if len(ids) != 2000 {
+		t.Errorf("%d ids, want 2000", len(ids))
 	}
 	for id, n := range ids {
 		if n != 1 {
@@ -149,12 +161,15 @@ func TestProtobufEvolves(t *testing.T) {
 		}
 	}
 	statuses := scanColumn(t, tbl, "status")
-	if statuses["NEW"] != 750 || statuses["PAID"] != 750 {
-		t.Errorf("statuses %v, want 750 NEW and 750 PAID", statuses)
+	if statuses["NEW"] != 1000 || statuses["PAID"] != 1000 {
+		t.Errorf("statuses %v, want 1000 NEW and 1000 PAID", statuses)
 	}
-	channels := scanColumn2(t, tbl, "channel")
-	if channels["app"] != 500 || channels[""] != 1000 {
-		t.Errorf("channel values %v, want 500 app and 1000 NULL", channels)
+	if _, ok := tbl.Schema().FindFieldByName("channel"); ok {
+		t.Error("the table still has a column channel")
+	}
+	sources := scanColumn2(t, tbl, "source")
+	if sources["app"] != 1000 || sources[""] != 1000 {
+		t.Errorf("source values %v, want 1000 app (500 written as channel) and 1000 NULL", sources)
 	}
 	dl, _ := os.ReadFile(filepath.Join(e.dir, "dead-letters.jsonl"))
 	if !strings.Contains(string(dl), "zstd decompression failed") || strings.Count(string(dl), "\n") != 1 {

@@ -605,11 +605,7 @@ func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error
 		}
 		return fmt.Errorf("table %s: %w", next.Table.Name, err)
 	}
-	current, err := schema.FromIceberg(tbl.Schema())
-	if err != nil {
-		return err
-	}
-	if _, err := iceberg.SchemaChanges(current, out); err != nil {
+	if _, err := iceberg.SchemaChanges(tbl, out); err != nil {
 		return fmt.Errorf("table %s cannot take the new columns: %w", next.Table.Name, err)
 	}
 	if !reflect.DeepEqual(old.Table.Partition, next.Table.Partition) && old.Table.Name == next.Table.Name {

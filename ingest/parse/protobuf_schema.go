@@ -3,6 +3,7 @@ package parse
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/sluicehq/sluice/ingest/schema"
@@ -130,7 +131,8 @@ func (o ProtoOptions) maxDepth() int {
 // are not columns.
 //
 // The schema has no field IDs; bind or assign them before building a
-// Layout.
+// Layout. Each field's Source is its field number, which tables keep so a
+// renamed field keeps its column.
 func ProtoSchema(md protoreflect.MessageDescriptor, opts ProtoOptions) (schema.Schema, error) {
 	if md == nil {
 		return schema.Schema{}, errors.New("parse: no message descriptor")
@@ -348,7 +350,7 @@ func (m *protoMapper) message(md protoreflect.MessageDescriptor, depth int) (sch
 		}
 		switch st {
 		case mapped:
-			t.Fields = append(t.Fields, schema.Field{Name: string(fd.Name()), Type: ft})
+			t.Fields = append(t.Fields, schema.Field{Name: string(fd.Name()), Type: ft, Source: strconv.Itoa(int(fd.Number()))})
 		case cut:
 			anyCut = true
 		}

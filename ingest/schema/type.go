@@ -75,6 +75,11 @@ type Field struct {
 	ElemID  int
 	KeyID   int
 	ValueID int
+	// Source names the field in its record format where the format has a
+	// name that survives renames: a protobuf field's number. Empty for
+	// JSON columns and computed ones. Tables remember it per column so a
+	// renamed field keeps writing its column (see sinks/iceberg).
+	Source string
 }
 
 // IsPrimitive reports whether t has no children.

@@ -3,16 +3,36 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/sluicehq/sluice/ingest/schema"
 )
 
-// SchemaChanges lists how a stream's output schema differs from its table's
-// and whether the table can follow in place; see schema.Changes.
-func SchemaChanges(current, next schema.Schema) ([]string, error) {
-	return schema.Changes(current, next)
+// SchemaChanges lists how a stream's output schema differs from its
+// table's and whether the table can follow in place: columns whose
+// protobuf field was renamed are renamed (see sourcesProperty), then
+// schema.Changes decides the rest.
+func SchemaChanges(tbl *table.Table, next schema.Schema) ([]string, error) {
+	current, err := schema.FromIceberg(tbl.Schema())
+	if err != nil {
+		return nil, err
+	}
+	stored, err := loadSources(tbl.Properties())
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planRenames(current, next, stored)
+	if err != nil {
+		return nil, err
+	}
+	var changes []string
+	for _, r := range plan {
+		changes = append(changes, fmt.Sprintf("rename column %s to %s (protobuf field %s)", strings.Join(cleanPath(r.path), "."), r.to, r.src))
+	}
+	more, err := schema.Changes(applyRenames(current, plan), next)
+	return append(changes, more...), err
 }
 
 // evolve applies compatible changes of the output schema to the table.

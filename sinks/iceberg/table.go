@@ -39,7 +39,23 @@ func EnsureTable(ctx context.Context, cat catalog.Catalog, cfg config.Table, out
 	if err != nil {
 		return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
 	}
-	changes, err := SchemaChanges(current, out)
+	stored, err := loadSources(tbl.Properties())
+	if err != nil {
+		return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+	}
+	plan, err := planRenames(current, out, stored)
+	if err != nil {
+		return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+	}
+	if len(plan) > 0 {
+		if tbl, err = renameColumns(ctx, tbl, plan); err != nil {
+			return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+		}
+		if current, err = schema.FromIceberg(tbl.Schema()); err != nil {
+			return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
+		}
+	}
+	changes, err := schema.Changes(current, out)
 	if err != nil {
 		return nil, schema.Schema{}, fmt.Errorf("table %s cannot take the stream's columns: %w", cfg.Name, err)
 	}
@@ -61,6 +77,9 @@ func EnsureTable(ctx context.Context, cat catalog.Catalog, cfg config.Table, out
 	}
 	if have := tbl.Spec(); !sameSpec(have, want) {
 		return nil, schema.Schema{}, fmt.Errorf("table %s is partitioned by %s but table.partition says %s", cfg.Name, have.String(), want.String())
+	}
+	if tbl, err = recordSources(ctx, tbl, stored, bound); err != nil {
+		return nil, schema.Schema{}, fmt.Errorf("table %s: %w", cfg.Name, err)
 	}
 	return tbl, bound, nil
 }
