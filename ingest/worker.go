@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/ingest/checkpoint"
+	"github.com/sluicehq/sluice/ingest/config"
 	"github.com/sluicehq/sluice/ingest/deadletter"
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/parse"
@@ -173,7 +174,10 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 // process handles one batch of one partition's records.
 func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	var written, dead, filtered, skipped int64
-	match := w.s.cfg.Match
+	var match *config.Match
+	if m := w.s.cfg.Match; m != nil && m.Header != "" {
+		match = m // a match on a field is the decoder's
+	}
 	first := recs[0]
 	if w.blocked[topicPartition{first.Topic, first.Partition}] {
 		return nil // read again after the restart
@@ -194,6 +198,10 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 				next, consumed = r.Offset, i
 				w.s.requestRestart(err)
 				break
+			}
+			if errors.Is(err, parse.ErrNotMatched) {
+				skipped++
+				continue
 			}
 			if err := w.deadLetter(ctx, r, "parse", err); err != nil {
 				return err

@@ -562,11 +562,36 @@ func decoderFactory(sc config.Stream, l *schema.Layout) (func() (ingest.Decoder,
 		}
 		opts := sc.Protobuf.Options(sc.EventTime, int(sc.MaxRecordBytes))
 		base = func() (parse.RowDecoder, error) { return parse.NewProtobuf(md, l, opts) }
+		if m := sc.Match; m != nil && m.Field != "" {
+			decode := base
+			base = func() (parse.RowDecoder, error) {
+				d, err := decode()
+				if err != nil {
+					return nil, err
+				}
+				return parse.NewProtoMatch(d, md, m.Field, m.Value)
+			}
+		}
 	default:
 		opts := parse.Options{EventTime: sc.EventTime, MaxRecordBytes: int(sc.MaxRecordBytes)}
 		base = func() (parse.RowDecoder, error) { return parse.NewJSON(l, opts) }
+		if m := sc.Match; m != nil && m.Field != "" {
+			base = func() (parse.RowDecoder, error) {
+				d, err := parse.NewJSON(l, opts)
+				if err != nil {
+					return nil, err
+				}
+				return parse.NewJSONMatch(d, m.Field, m.Value)
+			}
+		}
+	}
+	// Build one now so that a bad match.field fails the stream's start
+	// rather than its first worker.
+	if _, err := base(); err != nil {
+		return nil, err
 	}
 	return func() (ingest.Decoder, error) {
+		// Decompress first: the match reads the record itself.
 		d, err := base()
 		if err != nil || sc.Compression == "none" || sc.Compression == "" {
 			return d, err

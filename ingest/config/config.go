@@ -165,9 +165,9 @@ type Stream struct {
 	// MaxRecordBytes dead-letters larger records (default 1MiB).
 	MaxRecordBytes ByteSize `yaml:"max_record_bytes"`
 	// Match selects this stream's records when several message types share
-	// a topic: only records whose header has the value are decoded; others
-	// are skipped (and counted). Streams reading one topic with different
-	// matches route each type to its own table.
+	// a topic: only records whose header or field has the value are
+	// decoded; others are skipped (and counted). Streams reading one topic
+	// with different matches route each type to its own table.
 	Match *Match `yaml:"match"`
 	// Columns declare the decoded fields. Required for JSON; protobuf
 	// streams take their columns from the message type.
@@ -263,11 +263,17 @@ func (p *Protobuf) Descriptor() (protoreflect.MessageDescriptor, error) {
 	return parse.FindMessage(files, p.Message)
 }
 
-// Match selects records by a header.
+// Match selects records by a header or by a top-level field of the record
+// value (exactly one of the two).
 type Match struct {
-	// Header is the record header's key. Required.
+	// Header is the record header's key.
 	Header string `yaml:"header"`
-	// Value is the header value that selects a record. Required.
+	// Field is a top-level field of the record value: a JSON key, or a
+	// protobuf field of the stream's message (string, bytes, enum, bool or
+	// an integer kind). Not with a schema registry.
+	Field string `yaml:"field"`
+	// Value selects a record: the header's value, or the field's value as
+	// text (an enum by name or number). Required.
 	Value string `yaml:"value"`
 }
 
@@ -764,8 +770,11 @@ func (s *Stream) validate(path string) []error {
 		bad("compression", "%q is not one of %s", s.Compression, strings.Join(parse.Compressions, ", "))
 	}
 	if s.Match != nil {
-		if s.Match.Header == "" {
-			bad("match.header", "required")
+		if (s.Match.Header == "") == (s.Match.Field == "") {
+			bad("match", "set exactly one of header and field")
+		}
+		if s.Match.Field != "" && s.Protobuf != nil && s.Protobuf.SchemaRegistry != nil {
+			bad("match.field", "cannot select records of a schema registry stream (their message types differ); use match.header")
 		}
 		if s.Match.Value == "" {
 			bad("match.value", "required")

@@ -363,6 +363,7 @@ var badConfigs = map[string][]string{
 	"not_a_mapping":                         {"kafka:", "mapping"},
 	"invalid_yaml":                          {"not valid YAML", "line "},
 	"empty":                                 {"empty"},
+	"match_header_and_field":                {"streams[0].match:", "streams[0].match.value:"},
 	"many_problems": {
 		"memory_budget:", "kafka.brokers[0]:", "kafka.start_offset:", "kafka.sasl.username:",
 		"catalog.type:", "catalog.uri:", "catalog.warehouse:", "checkpoint.interval:",
@@ -737,5 +738,18 @@ func TestParsePartitionField(t *testing.T) {
 				t.Fatalf("ParsePartitionField(%q) = %+v, %v; want %+v", tc.expr, got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMatchFieldWithRegistry checks that a field cannot select among the
+// records of a schema registry stream. (No golden file: validating such a
+// stream asks the registry for its schema.)
+func TestMatchFieldWithRegistry(t *testing.T) {
+	s := Stream{Name: "orders", Topics: []string{"mixed"}, Format: "protobuf", EventTime: "ts", MaxRecordBytes: 1 << 20,
+		Protobuf: &Protobuf{Message: "shop.v1.Order", SchemaRegistry: &SchemaRegistry{URLs: []string{"http://127.0.0.1:1"}}},
+		Match:    &Match{Field: "type", Value: "ORDER"}}
+	err := errors.Join(s.validate("streams[0]")...)
+	if err == nil || !strings.Contains(err.Error(), "streams[0].match.field: cannot select records of a schema registry stream") {
+		t.Fatalf("error = %v", err)
 	}
 }
