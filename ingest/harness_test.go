@@ -340,9 +340,18 @@ func (w *memWriter) Write(_ []byte, row parquet.Row, eventTime int64) error {
 	if r.id == "" || r.n < 0 {
 		return fmt.Errorf("row without id or n: %v", row)
 	}
+	if strings.HasPrefix(r.id, "reject-") {
+		return rejectedRow{}
+	}
 	w.pending = append(w.pending, r)
 	return nil
 }
+
+// rejectedRow is how a writer refuses one row: its record is dead-lettered.
+type rejectedRow struct{}
+
+func (rejectedRow) Error() string     { return "column id: the format cannot hold it" }
+func (rejectedRow) RowRejected() bool { return true }
 
 func (w *memWriter) Flush() error {
 	w.table.mu.Lock()

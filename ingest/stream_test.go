@@ -634,6 +634,28 @@ func TestStreamWriterErrorStopsRun(t *testing.T) {
 	}
 }
 
+// TestStreamWriterRejectsRow: a row the writer's format cannot hold
+// dead-letters its record at stage "export" and the stream goes on.
+func TestStreamWriterRejectsRow(t *testing.T) {
+	e := newEnv(t, 1)
+	e.produceRange(0, 0, 5, 0)
+	e.produce(0, []byte(`{"id":"reject-1","n":5,"ts":1}`))
+	e.produceRange(0, 6, 10, 0)
+	s := e.newStream(streamOptions{})
+	r := e.run(s)
+	e.committer.waitPositions(t, checkpoint.Positions{}, checkpoint.Positions{e.topic: {0: 10}})
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	flushed, _ := e.dead.entries()
+	if len(flushed) != 1 || flushed[0].Stage != "export" || flushed[0].Offset != 5 || !strings.Contains(flushed[0].Reason, "cannot hold") {
+		t.Fatalf("dead letters = %+v, want the rejected record at stage export", flushed)
+	}
+	if rows := e.table.snapshot(); len(rows) != 9 {
+		t.Errorf("%d rows written, want 9", len(rows))
+	}
+}
+
 // TestPauseAfterQueueDrained: the poll loop decides to pause a partition
 // after pushing to a full queue, but the worker may drain the queue (and
 // find nothing to resume) before the pause happens. The pause must then not

@@ -230,7 +230,17 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		w.key = w.s.opts.Partitioner.AppendKey(w.key[:0], out)
 		if err := w.out.Write(w.key, out, et); err != nil {
-			return fmt.Errorf("worker %d: %w", w.id, err)
+			var rej interface{ RowRejected() bool }
+			if !errors.As(err, &rej) || !rej.RowRejected() {
+				return fmt.Errorf("worker %d: %w", w.id, err)
+			}
+			// The row cannot take the output's form (an export format's
+			// limits): the record, not the stream, is at fault.
+			if err := w.deadLetter(ctx, r, "export", err); err != nil {
+				return err
+			}
+			dead++
+			continue
 		}
 		written++
 		w.maxEvent = max(w.maxEvent, et)

@@ -5,11 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/sluicehq/sluice/ingest/parse"
 )
 
 const exportConfig = `
@@ -36,6 +43,96 @@ streams:
       key: id
 `
 
+const exportProto = `syntax = "proto3";
+package acme.v1;
+import "google/protobuf/timestamp.proto";
+message CleanEvent {
+  string id = 1;
+  google.protobuf.Timestamp ts = 2;
+  optional int64 user = 3;
+  string kind = 4;
+  repeated string tags = 5;
+  message Geo { string country = 1; double lat = 2; }
+  Geo geo = 6;
+  bool big = 7;
+  string note = 8; // no column: left unset
+}
+`
+
+// exportProtoConfig exports the same rows as protobuf; amount, a decimal
+// the message has no field for, is dropped.
+const exportProtoConfig = `
+writer:
+  workers: 2
+streams:
+  - name: events
+    topics: [events]
+    event_time: ts
+    columns:
+      - {name: id, type: string, required: true}
+      - {name: ts, type: timestamptz(ms), required: true}
+      - {name: user, type: int64}
+      - {name: kind, type: string}
+      - {name: amount, type: "decimal(12,2)"}
+      - {name: tags, type: "list<string>"}
+      - {name: geo, type: "struct<country:string,lat:float64>"}
+    etl:
+      filter: kind != "buy"
+      drop: [amount]
+      columns:
+        - {name: big, expr: "user > 500"}
+    export:
+      topic: events-clean
+      key: id
+      format: protobuf
+      protobuf:
+        message: acme.v1.CleanEvent
+        proto_files: [{{dir}}/clean.proto]
+        import_paths: [{{dir}}]
+`
+
+// exportedJSON reads the id of a row exported as JSON.
+func exportedJSON(t *testing.T, _ *env, value []byte) string {
+	t.Helper()
+	var row struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(value, &row); err != nil {
+		t.Fatalf("bad exported value %q: %v", value, err)
+	}
+	return row.ID
+}
+
+// cleanEvents holds the compiled exported message type per test directory.
+var cleanEvents sync.Map
+
+// exportedProto reads the id of a row exported as protobuf, checking the
+// rest of the message is what the ETL made of the event.
+func exportedProto(t *testing.T, e *env, value []byte) string {
+	t.Helper()
+	md, ok := cleanEvents.Load(e.dir)
+	if !ok {
+		files, err := parse.LoadProtoFiles([]string{filepath.Join(e.dir, "clean.proto")}, []string{e.dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md, err = parse.FindMessage(files, "acme.v1.CleanEvent"); err != nil {
+			t.Fatal(err)
+		}
+		cleanEvents.Store(e.dir, md)
+	}
+	m := dynamicpb.NewMessage(md.(protoreflect.MessageDescriptor))
+	if err := proto.Unmarshal(value, m); err != nil {
+		t.Fatalf("bad exported value %x: %v", value, err)
+	}
+	f := m.Descriptor().Fields()
+	id := m.Get(f.ByName("id")).String()
+	if !m.Has(f.ByName("ts")) || m.Get(f.ByName("kind")).String() == "" || m.Has(f.ByName("note")) {
+		t.Fatalf("exported %s is incomplete: %v", id, m)
+	}
+	return id
+}
+
 // TestExportCrashLoop re-exports a stream's ETL output to a Kafka topic
 // while the daemon is SIGKILLed again and again: a read_committed consumer
 // of the output sees every surviving record exactly once, and the group's
@@ -44,12 +141,29 @@ func TestExportCrashLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary many times")
 	}
-	total, kills := 30_000, 10
+	tests := []struct {
+		name, config string
+		kills        int
+		id           func(t *testing.T, e *env, value []byte) string
+	}{
+		{"json", exportConfig, 10, exportedJSON},
+		{"protobuf", exportProtoConfig, 5, exportedProto},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { exportCrashLoop(t, tt.config, tt.kills, tt.id) })
+	}
+}
+
+func exportCrashLoop(t *testing.T, config string, kills int, exportedID func(t *testing.T, e *env, value []byte) string) {
+	total := 30_000
 	if os.Getenv("SLUICE_SOAK") != "" {
 		total, kills = 500_000, 40
 	}
 	e := newEnv(t, 4, "events", "events-clean")
-	cfg := e.writePipeline(exportConfig)
+	if err := os.WriteFile(filepath.Join(e.dir, "clean.proto"), []byte(exportProto), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.writePipeline(config)
 
 	produced := produceDuring(t, e.addr, "events", total, 1000, 50*time.Millisecond, 150*time.Millisecond)
 	e.killLoop(cfg, kills, 300*time.Millisecond, 2500*time.Millisecond, nil)
@@ -107,17 +221,11 @@ func TestExportCrashLoop(t *testing.T) {
 		}
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			for _, r := range p.Records {
-				var row struct {
-					ID   string `json:"id"`
-					Kind string `json:"kind"`
+				id := exportedID(t, e, r.Value)
+				if string(r.Key) != id {
+					t.Fatalf("key %q for row %s", r.Key, id)
 				}
-				if err := json.Unmarshal(r.Value, &row); err != nil {
-					t.Fatalf("bad exported value %q: %v", r.Value, err)
-				}
-				if string(r.Key) != row.ID {
-					t.Fatalf("key %q for row %s", r.Key, row.ID)
-				}
-				seen[row.ID]++
+				seen[id]++
 			}
 			// The last stable offset bounds what read_committed can see.
 			lastStable[p.Partition] = max(lastStable[p.Partition], p.LastStableOffset-1)

@@ -518,6 +518,10 @@ func (p *pipeline) prepareExport(cfg *config.Pipeline, sc config.Stream, in, out
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	values, err := exportValues(sc.Export, enc, outLayout)
+	if err != nil {
+		return nil, err
+	}
 	var stream *ingest.Stream
 	session := func() *kgo.GroupTransactSession {
 		if stream == nil {
@@ -530,13 +534,30 @@ func (p *pipeline) prepareExport(cfg *config.Pipeline, sc config.Stream, in, out
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: noPartition{},
 		NewDecoder: newDecoder,
 		NewWriter: func(int) (ingest.TableWriter, error) {
-			return kafkasink.NewWriter(enc, sc.Export.Topic, session), nil
+			return kafkasink.NewWriter(enc, values(), sc.Export.Topic, session), nil
 		},
 		Committer:   kafkasink.NewCommitter(sc.Name, cfg.Writer.Workers, session, p),
 		DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name), Transactional: true,
 		Logger: p.log, Metrics: p.metrics,
 	})
 	return stream, err
+}
+
+// exportValues returns a maker of each writer's value encoder for the
+// export's format.
+func exportValues(ex *config.Export, enc *kafkasink.Encoder, out *schema.Layout) (func() kafkasink.ValueEncoder, error) {
+	if ex.Format != "protobuf" {
+		return func() kafkasink.ValueEncoder { return kafkasink.JSONValues{Encoder: enc.Clone()} }, nil
+	}
+	md, err := ex.Protobuf.Descriptor()
+	if err != nil {
+		return nil, fmt.Errorf("export.protobuf: %w", err)
+	}
+	pe, err := kafkasink.NewProtoEncoder(out, md)
+	if err != nil {
+		return nil, fmt.Errorf("export.protobuf: message %s cannot hold the output columns: %w", md.FullName(), err)
+	}
+	return func() kafkasink.ValueEncoder { return pe.Clone() }, nil
 }
 
 // decoderFactory makes the per-worker decoders of a stream's format,
@@ -608,9 +629,6 @@ func (noPartition) AppendKey(buf []byte, _ parquet.Row) []byte { return buf }
 // preflight checks that a changed stream can restart with its new settings:
 // the same table must be able to take the new columns in place.
 func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error {
-	if next.Export != nil {
-		return nil // no table: the new rows simply follow
-	}
 	in, err := next.InputSchema()
 	if err != nil {
 		return err
@@ -622,6 +640,17 @@ func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error
 			return err
 		}
 		out = prog.Output()
+	}
+	if next.Export != nil {
+		// No table: the new rows simply follow, if the format can hold them.
+		out.AssignIDs()
+		l := schema.NewLayout(out, next.Name)
+		enc, err := kafkasink.NewEncoder(l, next.Export.Key)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		_, err = exportValues(next.Export, enc, l)
+		return err
 	}
 	tbl, err := p.cat.LoadTable(ctx, iceberg.Identifier(next.Table.Name))
 	if err != nil {

@@ -189,8 +189,13 @@ type Export struct {
 	// Topic to write to. Required.
 	Topic string `yaml:"topic"`
 	// Format of the record values: "json" (default), one object per row
-	// keyed by column name.
+	// keyed by column name, or "protobuf", messages of Protobuf.Message
+	// whose fields are bound to the output columns by name.
 	Format string `yaml:"format"`
+	// Protobuf names the message type of exported records and where its
+	// definition comes from (proto_files or descriptor_set); required with
+	// format protobuf.
+	Protobuf *Protobuf `yaml:"protobuf"`
 	// Key names a top-level output column whose value becomes the record
 	// key (default: no key).
 	Key string `yaml:"key"`
@@ -834,8 +839,25 @@ func (s *Stream) validate(path string) []error {
 		if s.Export.Format == "" {
 			s.Export.Format = "json"
 		}
-		if s.Export.Format != "json" {
-			bad("export.format", "%q is not supported (want json)", s.Export.Format)
+		switch pb := s.Export.Protobuf; s.Export.Format {
+		case "json":
+			if pb != nil {
+				bad("export.protobuf", "only with export.format: protobuf")
+			}
+		case "protobuf":
+			switch {
+			case pb == nil:
+				bad("export.protobuf", "required with export.format: protobuf (message and proto_files or descriptor_set)")
+			case pb.SchemaRegistry != nil:
+				bad("export.protobuf.schema_registry", "not supported for export; give proto_files or descriptor_set")
+			case (len(pb.ProtoFiles) > 0) == (pb.DescriptorSet != ""):
+				bad("export.protobuf", "set exactly one of proto_files and descriptor_set")
+			}
+			if pb != nil && pb.Message == "" {
+				bad("export.protobuf.message", "required: the full name of the exported message type")
+			}
+		default:
+			bad("export.format", "%q is not supported (want json or protobuf)", s.Export.Format)
 		}
 		if s.Export.Key != "" {
 			if f, ok := out.Field(s.Export.Key); !ok || !f.Type.IsPrimitive() {

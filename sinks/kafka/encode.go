@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -26,14 +27,14 @@ import (
 type Encoder struct {
 	layout *schema.Layout
 	key    *schema.Node
-	starts []int // per leaf column: first value index in the current row
-	ends   []int
+	cur    cursor
+	keyBuf []byte // scratch for the text of a map key
 }
 
 // NewEncoder checks the layout can be exported and binds the key column
 // (empty: no key).
 func NewEncoder(l *schema.Layout, keyColumn string) (*Encoder, error) {
-	e := &Encoder{layout: l, starts: make([]int, l.NumColumns), ends: make([]int, l.NumColumns)}
+	e := &Encoder{layout: l, cur: newCursor(l.NumColumns)}
 	for _, n := range l.Top {
 		if err := exportable(n, false); err != nil {
 			return nil, fmt.Errorf("column %s: %w", n.Field.Name, err)
@@ -49,14 +50,11 @@ func NewEncoder(l *schema.Layout, keyColumn string) (*Encoder, error) {
 	return e, nil
 }
 
-// exportable accepts primitives, structs and lists of primitives; deeper
-// repetition (lists of structs) is not exported yet.
+// exportable accepts every type a layout can hold. Lists of lists cannot
+// be declared (see schema.Type), but a hand-built Type could hold one.
 func exportable(n *schema.Node, inList bool) error {
 	switch n.Field.Type.Kind {
 	case schema.KindStruct:
-		if inList {
-			return fmt.Errorf("lists of structs cannot be exported yet")
-		}
 		for _, c := range n.Children {
 			if err := exportable(c, false); err != nil {
 				return err
@@ -68,30 +66,89 @@ func exportable(n *schema.Node, inList bool) error {
 		}
 		return exportable(n.Children[0], true)
 	case schema.KindMap:
-		return fmt.Errorf("maps cannot be exported yet")
+		if inList {
+			return fmt.Errorf("maps in lists or map values cannot be exported")
+		}
+		return exportable(n.Children[1], true)
 	}
 	return nil
 }
 
-func (e *Encoder) index(row parquet.Row) {
-	for i := range e.starts {
-		e.starts[i], e.ends[i] = -1, -1
-	}
+// cursor reads the values of one row column by column. A row holds its
+// values in column order, each leaf column's values contiguous and in
+// order, so a position per column is all the state a walk of nested
+// structs, lists and maps needs: each node takes from each leaf below it
+// the values that belong to it, and members of a struct may be visited in
+// any order (Dremel's record assembly, one column at a time).
+//
+// Invariants the walks rely on: a null or empty struct, list or map has
+// exactly one value in each of its leaves; every further element of a list
+// or entry of a map starts with a value of repetition level Node.Rep in its
+// first leaf. Reads past a column's values, or of a value of another
+// column, return the null Value without moving, so a malformed row yields
+// nulls (or a RowError) rather than a panic or an endless loop.
+type cursor struct {
+	pos, end []int
+}
+
+func newCursor(columns int) cursor {
+	return cursor{pos: make([]int, columns), end: make([]int, columns)}
+}
+
+func (c *cursor) clone() cursor {
+	return cursor{pos: slices.Clone(c.pos), end: slices.Clone(c.end)}
+}
+
+// reset positions the cursor on the first value of each column of row.
+func (c *cursor) reset(row parquet.Row) {
+	clear(c.end) // end 0: no values
 	for i, v := range row {
-		c := v.Column()
-		if c < 0 || c >= len(e.starts) {
+		col := v.Column()
+		if col < 0 || col >= len(c.pos) {
 			continue
 		}
-		if e.starts[c] < 0 {
-			e.starts[c] = i
+		if c.end[col] == 0 {
+			c.pos[col] = i
 		}
-		e.ends[c] = i + 1
+		c.end[col] = i + 1
 	}
+}
+
+// peek returns the current value of col, or the null Value when there is
+// none.
+func (c *cursor) peek(row parquet.Row, col int) parquet.Value {
+	if p := c.pos[col]; p < c.end[col] && row[p].Column() == col {
+		return row[p]
+	}
+	return parquet.Value{}
+}
+
+// next returns the current value of col and moves past it.
+func (c *cursor) next(row parquet.Row, col int) parquet.Value {
+	if p := c.pos[col]; p < c.end[col] && row[p].Column() == col {
+		c.pos[col]++
+		return row[p]
+	}
+	return parquet.Value{}
+}
+
+// skip moves past one value of each leaf: those of a null or empty node.
+func (c *cursor) skip(row parquet.Row, leaves []int) {
+	for _, col := range leaves {
+		c.next(row, col)
+	}
+}
+
+// repeats reports whether the current value of col starts another element
+// of the list or map whose elements have repetition level rep.
+func (c *cursor) repeats(row parquet.Row, col, rep int) bool {
+	p := c.pos[col]
+	return p < c.end[col] && row[p].Column() == col && row[p].RepetitionLevel() == rep
 }
 
 // AppendJSON appends the row as a JSON object, columns in declaration order.
 func (e *Encoder) AppendJSON(b []byte, row parquet.Row) []byte {
-	e.index(row)
+	e.cur.reset(row)
 	b = append(b, '{')
 	for i, f := range e.layout.Schema.Fields {
 		if i > 0 {
@@ -108,7 +165,8 @@ func (e *Encoder) AppendJSON(b []byte, row parquet.Row) []byte {
 // scratch state and is not safe for concurrent use.
 func (e *Encoder) Clone() *Encoder {
 	c := *e
-	c.starts, c.ends = make([]int, len(e.starts)), make([]int, len(e.ends))
+	c.cur = e.cur.clone()
+	c.keyBuf = nil
 	return &c
 }
 
@@ -117,32 +175,35 @@ func (e *Encoder) Key(row parquet.Row) []byte {
 	if e.key == nil {
 		return nil
 	}
-	e.index(row)
-	v := e.value(row, e.key.Column)
+	e.cur.reset(row)
+	v := e.cur.peek(row, e.key.Column)
 	if v.IsNull() {
 		return nil
 	}
-	if k := e.key.Field.Type.Kind; k == schema.KindString || k == schema.KindBinary {
-		return append([]byte(nil), v.ByteArray()...)
+	return appendText(nil, e.key.Field.Type, v)
+}
+
+// appendText appends v as unquoted, unescaped text: a string or binary as
+// its bytes, anything else as in JSON without the quotes.
+func appendText(b []byte, t schema.Type, v parquet.Value) []byte {
+	if t.Kind == schema.KindString || t.Kind == schema.KindBinary {
+		return append(b, v.ByteArray()...)
 	}
-	b := appendPrimitive(nil, e.key.Field.Type, v)
-	if len(b) > 1 && b[0] == '"' {
-		b = b[1 : len(b)-1]
+	start := len(b)
+	b = appendPrimitive(b, t, v)
+	if len(b)-start > 1 && b[start] == '"' {
+		copy(b[start:], b[start+1:len(b)-1])
+		b = b[:len(b)-2]
 	}
 	return b
 }
 
-func (e *Encoder) value(row parquet.Row, col int) parquet.Value {
-	if s := e.starts[col]; s >= 0 {
-		return row[s]
-	}
-	return parquet.Value{}
-}
-
+// appendNode appends the value of n, taking its values from the cursor.
 func (e *Encoder) appendNode(b []byte, row parquet.Row, n *schema.Node) []byte {
 	switch n.Field.Type.Kind {
 	case schema.KindStruct:
-		if v := e.value(row, n.Leaves[0]); v.DefinitionLevel() < n.Def {
+		if e.cur.peek(row, n.Leaves[0]).DefinitionLevel() < n.Def {
+			e.cur.skip(row, n.Leaves)
 			return append(b, "null"...)
 		}
 		b = append(b, '{')
@@ -155,33 +216,58 @@ func (e *Encoder) appendNode(b []byte, row parquet.Row, n *schema.Node) []byte {
 			b = e.appendNode(b, row, c)
 		}
 		return append(b, '}')
-	case schema.KindList:
-		elem := n.Children[0]
-		col := elem.Column
-		s, end := e.starts[col], e.ends[col]
-		if s < 0 || row[s].DefinitionLevel() < n.Def {
+	case schema.KindList, schema.KindMap:
+		first := n.Leaves[0]
+		switch def := e.cur.peek(row, first).DefinitionLevel(); {
+		case def < n.Def:
+			e.cur.skip(row, n.Leaves)
 			return append(b, "null"...)
+		case def == n.Def: // empty
+			e.cur.skip(row, n.Leaves)
+			if n.Field.Type.Kind == schema.KindMap {
+				return append(b, "{}"...)
+			}
+			return append(b, "[]"...)
+		}
+		if n.Field.Type.Kind == schema.KindMap {
+			return e.appendMap(b, row, n)
 		}
 		b = append(b, '[')
-		if row[s].DefinitionLevel() > n.Def { // at least one element
-			for i := s; i < end; i++ {
-				if i > s {
-					b = append(b, ',')
-				}
-				if v := row[i]; v.DefinitionLevel() < elem.Def {
-					b = append(b, "null"...)
-				} else {
-					b = appendPrimitive(b, elem.Field.Type, v)
-				}
+		for i := 0; i == 0 || e.cur.repeats(row, first, n.Rep); i++ {
+			if i > 0 {
+				b = append(b, ',')
 			}
+			b = e.appendNode(b, row, n.Children[0])
 		}
 		return append(b, ']')
 	}
-	v := e.value(row, n.Column)
+	v := e.cur.next(row, n.Column)
 	if v.IsNull() {
 		return append(b, "null"...)
 	}
 	return appendPrimitive(b, n.Field.Type, v)
+}
+
+// appendMap appends the entries of a non-empty map as an object, keys
+// rendered as text (see Key), in row order.
+func (e *Encoder) appendMap(b []byte, row parquet.Row, n *schema.Node) []byte {
+	key, value := n.Children[0], n.Children[1]
+	b = append(b, '{')
+	for i := 0; i == 0 || e.cur.repeats(row, key.Column, n.Rep); i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k := e.cur.next(row, key.Column)
+		if k.IsNull() { // keys are required; only a malformed row has none
+			b = append(b, `""`...)
+		} else {
+			e.keyBuf = appendText(e.keyBuf[:0], key.Field.Type, k)
+			b = appendString(b, string(e.keyBuf))
+		}
+		b = append(b, ':')
+		b = e.appendNode(b, row, value)
+	}
+	return append(b, '}')
 }
 
 func appendPrimitive(b []byte, t schema.Type, v parquet.Value) []byte {

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/ingest/parse"
@@ -68,10 +67,69 @@ func TestAppendJSON(t *testing.T) {
 }
 
 func TestNewEncoderRefuses(t *testing.T) {
-	if _, err := NewEncoder(layoutOf(t, [2]string{"items", "list<struct<a:int64>>"}), ""); err == nil || !strings.Contains(err.Error(), "column items") {
-		t.Errorf("list of structs: %v", err)
+	for _, typ := range []string{"list<struct<a:int64>>", "map<string,struct<a:list<int64>>>"} {
+		if _, err := NewEncoder(layoutOf(t, [2]string{"items", typ}), ""); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+	if _, err := NewEncoder(layoutOf(t, [2]string{"m", "map<string,string>"}), "m"); err == nil {
+		t.Error("map key column accepted")
 	}
 	if _, err := NewEncoder(layoutOf(t, [2]string{"a", "string"}), "missing"); err == nil {
 		t.Error("missing key column accepted")
+	}
+}
+
+// TestAppendJSONNested checks lists of structs, and maps, from both
+// decoders.
+func TestAppendJSONNested(t *testing.T) {
+	l := layoutOf(t, [2]string{"id", "string"}, [2]string{"ts", "timestamptz(ms)"},
+		[2]string{"items", "list<struct<sku:string,qty:list<int64>,dims:struct<w:float64>>>"})
+	dec, err := parse.NewJSON(l, parse.Options{EventTime: "ts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewEncoder(l, "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ in, want string }{
+		{`{"id":"1","ts":1,"items":[{"sku":"a","qty":[1,null],"dims":{"w":2}},null,{"qty":null,"dims":null},{"qty":[]}]}`,
+			`{"id":"1","ts":"1970-01-01T00:00:00.001Z","items":[{"dims":{"w":2},"qty":[1,null],"sku":"a"},null,{"dims":null,"qty":null,"sku":null},{"dims":null,"qty":[],"sku":null}]}`},
+		{`{"id":"2","ts":1,"items":[]}`, `{"id":"2","ts":"1970-01-01T00:00:00.001Z","items":[]}`},
+		{`{"id":"3","ts":1}`, `{"id":"3","ts":"1970-01-01T00:00:00.001Z","items":null}`},
+	}
+	for _, tt := range tests {
+		row, _, err := dec.Decode(nil, []byte(tt.in))
+		if err != nil {
+			t.Fatalf("decode %s: %v", tt.in, err)
+		}
+		if got := string(enc.AppendJSON(nil, row)); got != tt.want {
+			t.Errorf("AppendJSON(%s)\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+
+	c := newProtoCodec(t, "exp.Order", parse.ProtoOptions{EventTime: "event_time"})
+	enc, err = NewEncoder(c.l, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const empty = `{"qty":[],"sku":"","tags":{}}`
+	for _, tt := range []struct{ in, want string }{
+		{`{"eventTime":"2026-11-23T07:00:00.123456Z","items":[{"sku":"a","qty":[1,2],"tags":{"k":"v"}},{}],"attrs":{"x":"y","":"e\"q"},
+			"byId":{"1":{"sku":"b"},"-2":{}},"flags":{"true":1.5,"false":"NaN"},"stamps":{"18446744073709551615":"1970-01-01T00:00:00Z"}}`,
+			`{"event_time":"2026-11-23T07:00:00.123456Z","items":[{"qty":[1,2],"sku":"a","tags":{"k":"v"}},` + empty + `],` +
+				`"attrs":{"":"e\"q","x":"y"},"by_id":{"-2":` + empty + `,"1":{"qty":[],"sku":"b","tags":{}}},"flags":{"false":"NaN","true":1.5},` +
+				`"stamps":{"18446744073709551615":"1970-01-01T00:00:00Z"}}`},
+		{`{"eventTime":"2026-11-23T07:00:00Z"}`, `{"event_time":"2026-11-23T07:00:00Z","items":[],"attrs":{},"by_id":{},"flags":{},"stamps":{}}`},
+	} {
+		row := c.row(t, marshal(t, c.message(t, tt.in)))
+		got := string(enc.AppendJSON(nil, row))
+		if got != tt.want {
+			t.Errorf("AppendJSON(%s)\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Errorf("invalid JSON %s", got)
+		}
 	}
 }

@@ -17,9 +17,25 @@ import (
 // Session returns the transaction session of the running stream.
 type Session func() *kgo.GroupTransactSession
 
+// ValueEncoder renders a row as a record value.
+type ValueEncoder interface {
+	// Append appends the row's encoding to b; a row it cannot encode is
+	// reported as a *RowError and b comes back unchanged.
+	Append(b []byte, row parquet.Row) ([]byte, error)
+}
+
+// JSONValues renders values as JSON objects.
+type JSONValues struct{ *Encoder }
+
+// Append never fails: every exportable row has a JSON form.
+func (j JSONValues) Append(b []byte, row parquet.Row) ([]byte, error) {
+	return j.AppendJSON(b, row), nil
+}
+
 // Writer produces one worker's rows into the open transaction.
 type Writer struct {
-	enc     *Encoder
+	enc     *Encoder // keys
+	values  ValueEncoder
 	topic   string
 	session Session
 
@@ -27,14 +43,16 @@ type Writer struct {
 	err error
 }
 
-// NewWriter writes rows encoded like enc to topic through the stream's
-// session. Each writer encodes with its own copy of enc.
-func NewWriter(enc *Encoder, topic string, session Session) *Writer {
-	return &Writer{enc: enc.Clone(), topic: topic, session: session}
+// NewWriter writes rows to topic through the stream's session, keyed by
+// enc's key column and with values from values, which must be the writer's
+// own (encoders keep per-row state).
+func NewWriter(enc *Encoder, values ValueEncoder, topic string, session Session) *Writer {
+	return &Writer{enc: enc.Clone(), values: values, topic: topic, session: session}
 }
 
 // Write produces the row; the value is encoded now, so the row's memory
-// may be reused after the call. Failures surface at Flush or Seal.
+// may be reused after the call. A row the value encoder refuses is
+// returned as its *RowError; produce failures surface at Flush or Seal.
 func (w *Writer) Write(_ []byte, row parquet.Row, eventTime int64) error {
 	if err := w.failure(); err != nil {
 		return err
@@ -43,10 +61,11 @@ func (w *Writer) Write(_ []byte, row parquet.Row, eventTime int64) error {
 	if sess == nil {
 		return errors.New("export: stream is not running")
 	}
-	rec := &kgo.Record{
-		Topic: w.topic, Key: w.enc.Key(row), Value: w.enc.AppendJSON(nil, row),
-		Timestamp: time.UnixMicro(eventTime),
+	value, err := w.values.Append(nil, row)
+	if err != nil {
+		return err
 	}
+	rec := &kgo.Record{Topic: w.topic, Key: w.enc.Key(row), Value: value, Timestamp: time.UnixMicro(eventTime)}
 	sess.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
 		if err != nil {
 			w.mu.Lock()
