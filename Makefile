@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzProtobuf$$' -fuzztime=60s ./ingest/parse/
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONMatch$$' -fuzztime=30s ./ingest/parse/
 	$(GO) test -run='^$$' -fuzz='^FuzzProtoMatch$$' -fuzztime=30s ./ingest/parse/
+	$(GO) test -run='^$$' -fuzz='^FuzzProtoEncode$$' -fuzztime=30s ./sinks/kafka/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseType$$' -fuzztime=30s ./ingest/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePositions$$' -fuzztime=30s ./ingest/checkpoint/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecoder$$' -fuzztime=30s ./ingest/registry/

@@ -364,6 +364,7 @@ var badConfigs = map[string][]string{
 	"invalid_yaml":                          {"not valid YAML", "line "},
 	"empty":                                 {"empty"},
 	"match_header_and_field":                {"streams[0].match:", "streams[0].match.value:"},
+	"export_protobuf_incomplete":            {"streams[0].export.protobuf:", "streams[0].export.protobuf.message:"},
 	"many_problems": {
 		"memory_budget:", "kafka.brokers[0]:", "kafka.start_offset:", "kafka.sasl.username:",
 		"catalog.type:", "catalog.uri:", "catalog.warehouse:", "checkpoint.interval:",
