@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicehq/sluice/ingest/checkpoint"
 	"github.com/sluicehq/sluice/ingest/config"
+	"github.com/sluicehq/sluice/watermark"
 	"github.com/sluicehq/sluice/ingest/deadletter"
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/schema"
@@ -135,6 +136,12 @@ type Stream struct {
 	failErr    error
 
 	read, written, dead, filtered atomic.Int64
+
+	// lateBefore: records with earlier event times belong to announced
+	// partitions (see SetLateBefore).
+	lateBefore atomic.Int64
+	// align pauses partitions that run ahead; nil without max_drift.
+	align *aligner
 }
 
 type topicPartition struct {
@@ -145,6 +152,11 @@ type topicPartition struct {
 // recordOverhead is the memory a fetched record holds beyond its key and
 // value: kgo's Record (about 160 bytes) and slack in its batch buffers.
 const recordOverhead = 256
+
+// SetLateBefore tells the stream that partitions of records with event
+// times before us (microseconds) were announced complete; with late.policy
+// drop, such records are dropped and counted.
+func (s *Stream) SetLateBefore(us int64) { s.lateBefore.Store(us) }
 
 // ErrRestartNeeded ends Run after a last checkpoint when records need the
 // stream rebuilt first (their message type gained columns); the records
@@ -174,6 +186,7 @@ func NewStream(opts Options) (*Stream, error) {
 		acked: opts.StartCheckpoint, ackedCh: make(chan struct{}), lag: map[topicPartition]int64{},
 		failed: make(chan struct{}), wantCP: make(chan struct{}, 1), restart: make(chan struct{}),
 	}
+	s.lateBefore.Store(watermark.None)
 	s.stats.Checkpoint = opts.StartCheckpoint
 	s.stats.Positions = opts.StartPositions.Clone()
 	n := opts.Pipeline.Writer.Workers

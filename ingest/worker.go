@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/deadletter"
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/parse"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // worker decodes, transforms and writes the records of the partitions
@@ -39,6 +40,9 @@ type worker struct {
 	positions checkpoint.Positions
 	counts    checkpoint.Counts
 	maxEvent  int64
+	// marks is the event-time progress of the partitions read since the
+	// last barrier.
+	marks map[watermark.Key]watermark.Partition
 	key       []byte
 	// slab holds the rows of the batch being processed. The table writer
 	// keeps pointers into it until Flush, so rows are decoded in place and
@@ -183,6 +187,11 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		return nil // read again after the restart
 	}
 	next := int64(-1) // next position when the batch stops early
+	batchMax, late := watermark.None, int64(0)
+	lateBefore := watermark.None // records before it are dropped as late
+	if w.s.cfg.Late.Policy == "drop" {
+		lateBefore = w.s.lateBefore.Load()
+	}
 	consumed := len(recs)
 	for i, r := range recs {
 		if match != nil && !hasHeader(r, match.Header, match.Value) {
@@ -191,6 +200,13 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		room := w.next()
 		row, et, err := w.dec.Decode(room, r.Value)
+		if err == nil {
+			batchMax = max(batchMax, et)
+			if et < lateBefore {
+				late++
+				continue
+			}
+		}
 		if err != nil {
 			if rs, ok := err.(interface{ NeedsRestart() bool }); ok && rs.NeedsRestart() {
 				// Stop before this record; the rebuilt stream reads it again.
@@ -260,6 +276,10 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		next = last.Offset + 1
 	}
 	w.positions.Set(last.Topic, last.Partition, next)
+	if batchMax != watermark.None {
+		w.observe(watermark.Key{Topic: last.Topic, Partition: last.Partition}, batchMax)
+	}
+	w.counts.Late += late
 	w.counts.Read += int64(consumed)
 	w.counts.Written += written
 	w.counts.DeadLettered += dead
@@ -280,6 +300,9 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	}
 	if skipped > 0 {
 		m.records.WithLabelValues(name, "skipped").Add(float64(skipped))
+	}
+	if late > 0 {
+		m.records.WithLabelValues(name, "late_dropped").Add(float64(late))
 	}
 	if u, ok := w.dec.(interface{ UnknownFields() int64 }); ok {
 		if n := u.UnknownFields(); n > w.unknown {
@@ -315,6 +338,22 @@ func (w *worker) deadLetter(ctx context.Context, r *kgo.Record, stage string, ca
 	return nil
 }
 
+// observe records a batch's largest event time for its partition, for the
+// next checkpoint and, when the stream aligns its partitions, at once.
+func (w *worker) observe(k watermark.Key, maxEvent int64) {
+	p := watermark.Partition{MaxEventTime: maxEvent, LastRecord: time.Now()}
+	if w.marks == nil {
+		w.marks = map[watermark.Key]watermark.Partition{}
+	}
+	if have, ok := w.marks[k]; ok {
+		p = have.Merge(p)
+	}
+	w.marks[k] = p
+	if w.s.align != nil {
+		w.s.align.observe(k, p)
+	}
+}
+
 // seal closes this worker's files at barrier n and reports them with the
 // positions they cover. Dead letters are flushed first: a checkpoint never
 // moves past a record that is neither in the table nor dead-lettered.
@@ -338,8 +377,8 @@ func (w *worker) seal(ctx context.Context, n int64) error {
 	}
 	dw := checkpoint.DataWritten{
 		Stream: name, Checkpoint: n, Worker: w.id, Files: files, Positions: w.positions,
-		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size,
+		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size, Marks: w.marks,
 	}
-	w.positions, w.counts = checkpoint.Positions{}, checkpoint.Counts{}
+	w.positions, w.counts, w.marks = checkpoint.Positions{}, checkpoint.Counts{}, nil
 	return w.s.opts.Committer.Submit(ctx, dw)
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/parse"
 	"github.com/sluicehq/sluice/ingest/schema"
+	"github.com/sluicehq/sluice/partition"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 	kafkasink "github.com/sluicehq/sluice/sinks/kafka"
 )
@@ -53,18 +54,23 @@ type pipeline struct {
 	reloads   *prometheus.CounterVec
 	closers   []func() error
 
+	// noticeMetrics are shared by every table's notifier.
+	noticeMetrics *partition.Metrics
+
 	mu      sync.Mutex
 	streams []*ingest.Stream // in config order, for progress displays
 	byName  map[string]*streamRun
+	notices *kgo.Client // producer of notice topics; nil until needed
 }
 
 // streamRun is a running stream and how to stop it.
 type streamRun struct {
-	cfg    config.Stream
-	in     schema.Schema // decoded columns; for protobuf they come from the message type
-	s      *ingest.Stream
-	cancel context.CancelFunc
-	done   chan error
+	cfg      config.Stream
+	in       schema.Schema // decoded columns; for protobuf they come from the message type
+	s        *ingest.Stream
+	notifier *partition.Notifier // nil without notice targets
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // kafkaOpts turns the kafka section into client options.
@@ -169,14 +175,14 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		Logger: log, Registerer: p.reg,
 	})
 	p.metrics = ingest.NewMetrics(p.reg)
+	p.noticeMetrics = partition.NewMetrics(p.reg)
 	for i, sc := range cfg.Streams {
-		s, err := p.prepare(ctx, cfg, sc)
+		r, err := p.prepare(ctx, cfg, sc)
 		if err != nil {
 			return nil, fmt.Errorf("streams[%d]: %w", i, err)
 		}
-		in, _ := sc.InputSchema()
-		p.streams = append(p.streams, s)
-		p.byName[sc.Name] = &streamRun{cfg: sc, s: s, in: in}
+		p.streams = append(p.streams, r.s)
+		p.byName[sc.Name] = r
 	}
 	ok = true
 	return p, nil
@@ -184,11 +190,12 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 
 // prepare readies one stream: its table, its state and its wiring. The
 // stream must not be running.
-func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.Stream) (*ingest.Stream, error) {
+func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.Stream) (*streamRun, error) {
 	in, err := sc.InputSchema()
 	if err != nil {
 		return nil, err
 	}
+	r := &streamRun{cfg: sc, in: in}
 	var prog *etl.Program
 	out := in
 	if !sc.ETL.IsZero() {
@@ -198,7 +205,8 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		out = prog.Output()
 	}
 	if sc.Export != nil {
-		return p.prepareExport(cfg, sc, in, out, prog)
+		r.s, err = p.prepareExport(cfg, sc, in, out, prog)
+		return r, err
 	}
 	tbl, bound, err := iceberg.EnsureTable(ctx, p.cat, sc.Table, out)
 	if err != nil {
@@ -230,14 +238,19 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	}
 	p.log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
 		"partitions", state.Positions.Count())
-	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state)
+	ann, notifier, err := p.announcing(sc, tbl)
+	if err != nil {
+		return nil, err
+	}
+	r.notifier = notifier
+	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state, ann)
 	// Open files get a quarter of the memory budget, fetched and queued
 	// records an eighth (see ingest); the rest is for sealing and commits
 	// (a checkpoint of a backfill holds tens of thousands of data files) and
 	// for the garbage collector.
 	budget := int64(cfg.MemoryBudget) / 4 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
 	runID := p.runID
-	return ingest.NewStream(ingest.Options{
+	r.s, err = ingest.NewStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
 		NewDecoder: newDecoder,
 		NewWriter: func(worker int) (ingest.TableWriter, error) {
@@ -251,6 +264,13 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		Committer: p.committer, DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name),
 		Logger: p.log, Metrics: p.metrics,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if ann.Slicing.Unit != "" {
+		r.s.SetLateBefore(ann.Slicing.LateBefore(&state.Notify))
+	}
+	return r, nil
 }
 
 // Committed routes the committer's acknowledgements to the streams.
@@ -328,7 +348,7 @@ func (p *pipeline) supervise(ctx, gctx context.Context, reload <-chan []byte) er
 		sctx, cancel := context.WithCancel(ctx)
 		r.cancel, r.done = cancel, make(chan error, 1)
 		go func() {
-			r.done <- r.s.Run(sctx)
+			r.done <- r.run(sctx)
 			exited <- r
 		}()
 	}
@@ -384,15 +404,13 @@ func (p *pipeline) supervise(ctx, gctx context.Context, reload <-chan []byte) er
 				// such record; restart it with the new columns.
 				p.log.Info("restarting stream with new columns", "stream", name, "reason", err)
 				p.committer.RemoveTable(name)
-				s, perr := p.prepare(ctx, p.cfg, r.cfg)
+				nr, perr := p.prepare(ctx, p.cfg, r.cfg)
 				if perr == nil {
-					in, _ := r.cfg.InputSchema()
-					nr := &streamRun{cfg: r.cfg, s: s, in: in}
 					p.mu.Lock()
 					p.byName[name] = nr
 					for i, old := range p.streams {
 						if old == r.s {
-							p.streams[i] = s
+							p.streams[i] = nr.s
 						}
 					}
 					p.mu.Unlock()
@@ -476,15 +494,13 @@ func (p *pipeline) apply(ctx context.Context, next *config.Pipeline, start func(
 		r := p.byName[sc.Name]
 		p.mu.Unlock()
 		if r == nil {
-			s, err := p.prepare(ctx, next, sc)
-			if err != nil {
+			var err error
+			if r, err = p.prepare(ctx, next, sc); err != nil {
 				// The old stream is stopped and its config gone: this is fatal
 				// only in the sense that the stream stays down; say so loudly.
 				p.log.Error("stream could not start with the new config", "stream", sc.Name, "err", err)
 				continue
 			}
-			in, _ := sc.InputSchema()
-			r = &streamRun{cfg: sc, s: s, in: in}
 			p.mu.Lock()
 			p.byName[sc.Name] = r
 			p.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"github.com/apache/iceberg-go"
+
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // Positions maps topic → partition → the next offset to read.
@@ -100,6 +102,7 @@ type Counts struct {
 	Filtered     int64 // records the ETL filter dropped
 	Written      int64 // rows written to data files
 	Skipped      int64 // records another stream's match selects
+	Late         int64 // records of announced partitions, dropped by late.policy drop
 }
 
 // Add accumulates o into c.
@@ -109,6 +112,7 @@ func (c *Counts) Add(o Counts) {
 	c.Filtered += o.Filtered
 	c.Written += o.Written
 	c.Skipped += o.Skipped
+	c.Late += o.Late
 }
 
 // DataWritten is one writer's share of a checkpoint: the files it sealed and
@@ -122,6 +126,9 @@ type DataWritten struct {
 	Positions  Positions
 	// MaxEventTime is the largest event time seen (microseconds), 0 if none.
 	MaxEventTime int64
+	// Marks are the event-time progress of the source partitions that had
+	// records in this checkpoint, as of its barrier.
+	Marks map[watermark.Key]watermark.Partition
 	Counts       Counts
 	// Bytes is the total size of Files.
 	Bytes int64
@@ -167,6 +174,15 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 		merged.Files = append(merged.Files, p.Files...)
 		merged.Positions.Merge(p.Positions)
 		merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
+		for k, m := range p.Marks {
+			if merged.Marks == nil {
+				merged.Marks = map[watermark.Key]watermark.Partition{}
+			}
+			if have, ok := merged.Marks[k]; ok {
+				m = have.Merge(m)
+			}
+			merged.Marks[k] = m
+		}
 		merged.Counts.Add(p.Counts)
 		merged.Bytes += p.Bytes
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -174,6 +175,11 @@ type Stream struct {
 	Columns []Column `yaml:"columns"`
 	// EventTime names the column holding each record's event time. Required.
 	EventTime string `yaml:"event_time"`
+	// Watermark sets how the stream's event-time progress is tracked.
+	Watermark Watermark `yaml:"watermark"`
+	// Late decides what happens to records of a table partition that was
+	// already announced ready.
+	Late Late `yaml:"late"`
 	// ETL transforms decoded rows.
 	ETL etl.Config `yaml:"etl"`
 	// Table is the destination. Exactly one of Table and Export.
@@ -292,6 +298,54 @@ type Column struct {
 	Required bool `yaml:"required"`
 }
 
+// Watermark is a stream's event-time policy.
+type Watermark struct {
+	// OutOfOrderness is how far behind the largest event time seen on a
+	// source partition its records may still arrive (default 1m).
+	OutOfOrderness *Duration `yaml:"out_of_orderness"`
+	// IdleTimeout is how long a source partition may go without records
+	// before it stops holding the stream's watermark back (default 5m).
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxDrift pauses a source partition whose watermark runs this far ahead
+	// of the stream's, until the others catch up (default 0: off).
+	MaxDrift Duration `yaml:"max_drift"`
+}
+
+// Late is a stream's policy for records of announced partitions.
+type Late struct {
+	// Policy is "append" (default: the records are written and the
+	// partition is announced again as updated) or "drop" (not written;
+	// counted).
+	Policy string `yaml:"policy"`
+}
+
+// Notify announces the table's complete time partitions.
+type Notify struct {
+	// Delay waits this much longer after the watermark passed a
+	// partition's end before announcing it (default 0).
+	Delay Duration `yaml:"delay"`
+	// Targets receive every notice. At least one.
+	Targets []NotifyTarget `yaml:"targets"`
+}
+
+// NotifyTarget is one receiver of notices.
+type NotifyTarget struct {
+	// Type is "kafka", "webhook", "success_file" or "table_property". Required.
+	Type string `yaml:"type"`
+	// Topic (kafka) on the source cluster; each notice is one JSON record
+	// keyed by its id.
+	Topic string `yaml:"topic"`
+	// URL (webhook) receives each notice as a JSON POST.
+	URL string `yaml:"url"`
+	// Headers (webhook) are added to each request.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout (webhook) of one request (default 10s).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// NotifyTypes are the notice target types.
+var NotifyTypes = []string{"kafka", "webhook", "success_file", "table_property"}
+
 // Table is an Iceberg table.
 type Table struct {
 	// Name is "namespace.table". Required.
@@ -302,6 +356,10 @@ type Table struct {
 	Partition []string `yaml:"partition"`
 	// Properties are set on the table when it is created.
 	Properties map[string]string `yaml:"properties"`
+	// Notify announces each time partition once the stream's watermark
+	// passed it; the table must be partitioned by hour, day, month or year
+	// of the event-time column.
+	Notify *Notify `yaml:"notify"`
 }
 
 // Load reads, expands ${ENV} references in, decodes, defaults and validates
@@ -497,6 +555,9 @@ const (
 	DefaultMaxOpenFiles         = 10000
 	DefaultMaxRecordBytes       = 1 << 20
 	DefaultFetchMaxBytes        = 32 << 20
+	DefaultOutOfOrderness       = time.Minute
+	DefaultIdleTimeout          = 5 * time.Minute
+	DefaultWebhookTimeout       = 10 * time.Second
 	// MaxFetchMaxBytes is franz-go's default BrokerMaxReadBytes, which the
 	// client refuses to start below the fetch size; the streams do not raise it.
 	MaxFetchMaxBytes = 100 << 20
@@ -568,6 +629,23 @@ func (p *Pipeline) applyDefaults() {
 		}
 		if s.MaxRecordBytes == 0 {
 			s.MaxRecordBytes = DefaultMaxRecordBytes
+		}
+		if s.Watermark.OutOfOrderness == nil {
+			d := Duration(DefaultOutOfOrderness)
+			s.Watermark.OutOfOrderness = &d
+		}
+		if s.Watermark.IdleTimeout == 0 {
+			s.Watermark.IdleTimeout = Duration(DefaultIdleTimeout)
+		}
+		if s.Late.Policy == "" {
+			s.Late.Policy = "append"
+		}
+		if n := s.Table.Notify; n != nil {
+			for i := range n.Targets {
+				if n.Targets[i].Type == "webhook" && n.Targets[i].Timeout == 0 {
+					n.Targets[i].Timeout = Duration(DefaultWebhookTimeout)
+				}
+			}
 		}
 	}
 }
@@ -785,6 +863,18 @@ func (s *Stream) validate(path string) []error {
 			bad("match.value", "required")
 		}
 	}
+	if w := s.Watermark; w.OutOfOrderness != nil && *w.OutOfOrderness < 0 {
+		bad("watermark.out_of_orderness", "%s is negative", *w.OutOfOrderness)
+	}
+	if s.Watermark.IdleTimeout < 0 {
+		bad("watermark.idle_timeout", "%s is negative", s.Watermark.IdleTimeout)
+	}
+	if s.Watermark.MaxDrift < 0 {
+		bad("watermark.max_drift", "%s is negative", s.Watermark.MaxDrift)
+	}
+	if p := s.Late.Policy; p != "append" && p != "drop" {
+		bad("late.policy", "%q is not append or drop", p)
+	}
 	if s.MaxRecordBytes < 64 {
 		bad("max_record_bytes", "%s is below the minimum 64 bytes", s.MaxRecordBytes)
 	}
@@ -874,6 +964,72 @@ func (s *Stream) validate(path string) []error {
 	for i, expr := range s.Table.Partition {
 		if _, err := ParsePartitionField(expr, out); err != nil {
 			bad(fmt.Sprintf("table.partition[%d]", i), "%v", err)
+		}
+	}
+	if s.Table.Notify != nil {
+		if _, _, err := s.TimePartition(); err != nil {
+			bad("table.notify", "%v", err)
+		}
+		errs = append(errs, s.Table.Notify.validate(path+".table.notify")...)
+	}
+	return errs
+}
+
+// TimePartition finds the table partition field that notices announce:
+// the first hour, day, month or year of the event-time column. It returns
+// the field's index in table.partition and its transform.
+func (s *Stream) TimePartition() (int, string, error) {
+	for i, expr := range s.Table.Partition {
+		pf, err := parsePartitionExpr(expr)
+		if err != nil {
+			continue
+		}
+		switch pf.Transform {
+		case "hour", "day", "month", "year":
+			if pf.Column == s.EventTime {
+				return i, pf.Transform, nil
+			}
+		}
+	}
+	return 0, "", fmt.Errorf("notices need the table partitioned by hour, day, month or year of the event-time column %q (e.g. partition: [\"hour(%s)\"])", s.EventTime, s.EventTime)
+}
+
+func (n *Notify) validate(path string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, key, fmt.Sprintf(format, args...)))
+	}
+	if n.Delay < 0 {
+		bad("delay", "%s is negative", n.Delay)
+	}
+	if len(n.Targets) == 0 {
+		bad("targets", "at least one target is required (%s)", strings.Join(NotifyTypes, ", "))
+	}
+	for i, t := range n.Targets {
+		key := fmt.Sprintf("targets[%d]", i)
+		switch t.Type {
+		case "kafka":
+			if t.Topic == "" {
+				bad(key+".topic", "required for a kafka target")
+			}
+		case "webhook":
+			if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(key+".url", "%q is not an http(s) URL", t.URL)
+			}
+			if t.Timeout < 0 {
+				bad(key+".timeout", "%s is negative", t.Timeout)
+			}
+		case "success_file", "table_property":
+		case "":
+			bad(key+".type", "required (%s)", strings.Join(NotifyTypes, ", "))
+		default:
+			bad(key+".type", "%q is not one of %s", t.Type, strings.Join(NotifyTypes, ", "))
+		}
+		if t.Type != "kafka" && t.Topic != "" {
+			bad(key+".topic", "only for a kafka target")
+		}
+		if t.Type != "webhook" && (t.URL != "" || len(t.Headers) > 0) {
+			bad(key, "url and headers are only for a webhook target")
 		}
 	}
 	return errs

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ type tableState struct {
 	gathering *checkpoint.Gatherer
 	failing   time.Time // zero when healthy
 	lastErr   error
+	announce  *announceState
 }
 
 type committerMetrics struct {
@@ -71,6 +73,8 @@ type committerMetrics struct {
 	filesAdded   *prometheus.CounterVec
 	recordsAdded *prometheus.CounterVec
 	lastCommit   *prometheus.GaugeVec
+	watermark    *prometheus.GaugeVec
+	notices      *prometheus.CounterVec
 }
 
 // NewCommitter creates the committer; tables are added with AddTable.
@@ -104,9 +108,16 @@ func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Comm
 		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_last_commit_timestamp_seconds", Help: "Unix time of the last successful commit, by table.",
 		}, []string{"table"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_watermark_seconds", Help: "Committed event-time watermark of a table's stream, as Unix time.",
+		}, []string{"table"}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_partitions_announced_total", Help: "Partition notices committed, by table and kind (ready, empty, updated).",
+		}, []string{"table", "kind"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(m.commits, m.failures, m.duration, m.failing, m.filesAdded, m.recordsAdded, m.lastCommit)
+		opts.Registerer.MustRegister(m.commits, m.failures, m.duration, m.failing, m.filesAdded, m.recordsAdded, m.lastCommit,
+			m.watermark, m.notices)
 	}
 	return &Committer{
 		opts: opts, cat: cat, acker: acker, log: opts.Logger, metrics: m,
@@ -115,13 +126,21 @@ func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Comm
 }
 
 // AddTable registers a stream's table, the number of workers that report
-// each checkpoint, and the state it resumes from.
-func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st State) {
+// each checkpoint, the state it resumes from and how its event-time
+// progress is tracked and announced. Notices an earlier run committed but
+// may not have delivered are handed to ann.Notify again.
+func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st State, ann Announcing) {
+	as := newAnnounceState(ann, st, c.opts.Now())
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.streams[stream] = &tableState{
 		stream: stream, name: strings.Join(tbl.Identifier(), "."), tbl: tbl, workers: workers,
 		positions: st.Positions.Clone(), gathering: checkpoint.NewGatherer(workers, st.Checkpoint),
+		announce: as,
+	}
+	c.mu.Unlock()
+	as.resend()
+	if ann.LateBefore != nil && ann.notices() {
+		ann.LateBefore(ann.Slicing.LateBefore(&as.state))
 	}
 }
 
@@ -200,10 +219,11 @@ func (c *Committer) gather(ctx context.Context, dw checkpoint.DataWritten) error
 func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.DataWritten) (int64, error) {
 	positions := st.positions.Clone()
 	positions.Merge(cp.Positions)
-	if len(cp.Files) == 0 && positions.Encode() == st.positions.Encode() {
+	start := c.opts.Now()
+	ann := st.announce.prepare(st.name, c.opts.Pipeline, st.stream, cp, start)
+	if len(cp.Files) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
 		return 0, nil // nothing new: no snapshot
 	}
-	start := c.opts.Now()
 	token := fmt.Sprintf("%s/%s/%s/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp.Checkpoint)
 	var records int64
 	for _, f := range cp.Files {
@@ -218,11 +238,19 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 		PropMaxEventTime: strconv.FormatInt(cp.MaxEventTime, 10),
 		PropRecords:      strconv.FormatInt(records, 10),
 	}
+	maps.Copy(props, ann.props)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		snap, err := c.tryCommit(ctx, st, cp.Files, props)
+		snap, err := c.tryCommit(ctx, st, cp.Files, props, ann.tableProp)
 		if err == nil {
 			st.positions = positions
+			st.announce.committed(ann, snap)
+			for _, n := range ann.due {
+				c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
+				c.log.Info("partition announced", "table", st.name, "partition", n.Path, "kind", n.Kind,
+					"records", n.Records, "snapshot", snap, "watermark", n.Watermark)
+			}
+			c.metrics.watermark.WithLabelValues(st.name).Set(float64(ann.next.Watermark) / 1e6)
 			if !st.failing.IsZero() {
 				c.log.Info("commits recovered", "table", st.name, "checkpoint", cp.Checkpoint, "attempts", attempt)
 			}
@@ -266,7 +294,7 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 // tryCommit makes one attempt. Before retrying after an error whose outcome
 // is unknown (the catalog may have applied it), it reloads the table and
 // looks for the commit token, so an ambiguous commit is never applied twice.
-func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []iceberg.DataFile, props iceberg.Properties) (int64, error) {
+func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
 	if st.lastErr != nil {
 		tbl, err := c.cat.LoadTable(ctx, st.tbl.Identifier())
 		if err != nil {
@@ -279,6 +307,9 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []icebe
 		}
 	}
 	tx := st.tbl.NewTransaction()
+	if err := setTableProps(tx, tableProps); err != nil {
+		return 0, fmt.Errorf("stage table properties: %w", err)
+	}
 	var err error
 	if len(files) == 0 {
 		// Positions moved but every record was filtered or dead-lettered:

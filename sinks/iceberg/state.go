@@ -12,6 +12,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/sluicehq/sluice/ingest/checkpoint"
+	"github.com/sluicehq/sluice/partition"
 )
 
 // Snapshot summary properties written with every commit. Positions are the
@@ -36,6 +37,10 @@ type State struct {
 	SnapshotID int64
 	// MaxEventTime is the largest event time committed (microseconds).
 	MaxEventTime int64
+	// EventTimes are the largest event times per source partition.
+	EventTimes checkpoint.Positions
+	// Notify is the announcement state, with the committed watermark.
+	Notify partition.State
 }
 
 // LoadState finds the newest snapshot of the table's main branch written by
@@ -54,7 +59,11 @@ func LoadState(tbl *table.Table, stream string) (State, error) {
 				return State{}, fmt.Errorf("snapshot %d: bad %s %q", snap.SnapshotID, PropCheckpoint, props[PropCheckpoint])
 			}
 			met, _ := strconv.ParseInt(props[PropMaxEventTime], 10, 64)
-			return State{Checkpoint: cp, Positions: pos, SnapshotID: snap.SnapshotID, MaxEventTime: met}, nil
+			st := State{Checkpoint: cp, Positions: pos, SnapshotID: snap.SnapshotID, MaxEventTime: met}
+			if err := decodeState(props, &st); err != nil {
+				return State{}, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
+			}
+			return st, nil
 		}
 		if snap.ParentSnapshotID == nil {
 			break

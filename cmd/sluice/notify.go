@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicehq/sluice/ingest/config"
+	"github.com/sluicehq/sluice/partition"
+	"github.com/sluicehq/sluice/sinks/iceberg"
+	"github.com/sluicehq/sluice/watermark"
+)
+
+// noticeFlushTimeout is how long a stopping stream waits for its last
+// notices to reach their targets; what is left is sent again at the next
+// start.
+const noticeFlushTimeout = 5 * time.Second
+
+// announcing builds a table's watermark policy and, with table.notify, its
+// notice targets and their notifier.
+func (p *pipeline) announcing(sc config.Stream, tbl *table.Table) (iceberg.Announcing, *partition.Notifier, error) {
+	w := sc.Watermark
+	ann := iceberg.Announcing{Watermark: watermark.Config{
+		OutOfOrderness: w.OutOfOrderness.D(), IdleTimeout: w.IdleTimeout.D(), MaxDrift: w.MaxDrift.D(),
+	}}
+	n := sc.Table.Notify
+	if n == nil {
+		return ann, nil, nil
+	}
+	idx, unit, err := sc.TimePartition()
+	if err != nil {
+		return ann, nil, fmt.Errorf("table.notify: %w", err)
+	}
+	spec := tbl.Spec()
+	pf := spec.Field(idx)
+	ann.Slicing = partition.Slicing{Field: pf.Name, FieldID: pf.FieldID, Unit: unit}
+	ann.Delay = n.Delay.D()
+	name := sc.Name
+	ann.LateBefore = func(us int64) {
+		p.mu.Lock()
+		r := p.byName[name]
+		p.mu.Unlock()
+		if r != nil {
+			r.s.SetLateBefore(us)
+		}
+	}
+	var targets []partition.Target
+	for i, t := range n.Targets {
+		switch t.Type {
+		case "kafka":
+			cl, err := p.noticeClient()
+			if err != nil {
+				return ann, nil, err
+			}
+			targets = append(targets, partition.NewKafkaTarget(cl, t.Topic))
+		case "webhook":
+			targets = append(targets, partition.NewWebhook(t.URL, t.Headers, t.Timeout.D()))
+		case "success_file":
+			dir, err := markerDirs(tbl, idx)
+			if err != nil {
+				return ann, nil, fmt.Errorf("table.notify.targets[%d]: %w", i, err)
+			}
+			targets = append(targets, partition.NewMarker(dir))
+		case "table_property":
+			ann.Property = true
+		}
+	}
+	if len(targets) == 0 {
+		return ann, nil, nil
+	}
+	notifier, err := partition.NewNotifier(partition.Options{
+		Targets: targets, Logger: p.log.With("table", sc.Table.Name), Metrics: p.noticeMetrics, Table: sc.Table.Name,
+	})
+	if err != nil {
+		return ann, nil, err
+	}
+	ann.Notify = notifier.Enqueue
+	return ann, notifier, nil
+}
+
+// markerDirs finds the local directory of a slice's files: the table's
+// data directory and the slice's path, which must lead the partition path.
+func markerDirs(tbl *table.Table, idx int) (func(partition.Notice) (string, bool), error) {
+	if idx != 0 {
+		return nil, fmt.Errorf("success_file needs the time partition first in table.partition, so each slice has one directory")
+	}
+	u, err := url.Parse(tbl.Location())
+	if err != nil || (u.Scheme != "file" && u.Scheme != "") {
+		return nil, fmt.Errorf("success_file needs a local warehouse (file://), not %s", tbl.Location())
+	}
+	data := filepath.Join(u.Path, "data")
+	return func(n partition.Notice) (string, bool) {
+		return filepath.Join(data, filepath.FromSlash(strings.ReplaceAll(n.Path, "%", "%25"))), true
+	}, nil
+}
+
+// noticeClient is the Kafka producer of notice topics, made on first use.
+func (p *pipeline) noticeClient() (*kgo.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.notices == nil {
+		cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), p.kopts...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))...)
+		if err != nil {
+			return nil, fmt.Errorf("notice producer: %w", err)
+		}
+		p.notices = cl
+		p.closers = append(p.closers, func() error { cl.Close(); return nil })
+	}
+	return p.notices, nil
+}
+
+// run runs the stream and, beside it, the delivery of its table's notices;
+// once the stream stopped, the notices of its last commit get a moment to
+// go out.
+func (r *streamRun) run(ctx context.Context) error {
+	if r.notifier == nil {
+		return r.s.Run(ctx)
+	}
+	nctx, stopNotices := context.WithCancel(context.WithoutCancel(ctx))
+	g := new(errgroup.Group)
+	g.Go(func() error { return r.notifier.Run(nctx) })
+	err := r.s.Run(ctx)
+	deadline := time.Now().Add(noticeFlushTimeout)
+	for r.notifier.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopNotices()
+	if nerr := g.Wait(); err == nil {
+		err = nerr
+	}
+	return err
+}
