@@ -23,10 +23,10 @@ import (
 
 	"github.com/sluicehq/sluice/ingest/checkpoint"
 	"github.com/sluicehq/sluice/ingest/config"
-	"github.com/sluicehq/sluice/watermark"
 	"github.com/sluicehq/sluice/ingest/deadletter"
 	"github.com/sluicehq/sluice/ingest/etl"
 	"github.com/sluicehq/sluice/ingest/schema"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // TableWriter receives a worker's rows for its table (sinks/iceberg.Writer).

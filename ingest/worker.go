@@ -43,7 +43,7 @@ type worker struct {
 	// marks is the event-time progress of the partitions read since the
 	// last barrier.
 	marks map[watermark.Key]watermark.Partition
-	key       []byte
+	key   []byte
 	// slab holds the rows of the batch being processed. The table writer
 	// keeps pointers into it until Flush, so rows are decoded in place and
 	// never copied; it is reused once the batch is flushed.

@@ -113,9 +113,9 @@ func TestNotifierFailingTargetDoesNotBlockOthers(t *testing.T) {
 	var logs syncBuffer
 	reg := prometheus.NewPedanticRegistry()
 	n := newNotifier(t, Options{
-		Targets:    []Target{down, up},
-		Metrics:    NewMetrics(reg),
-		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Targets: []Target{down, up},
+		Metrics: NewMetrics(reg),
+		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	ns := notices("db.t", 3)
 	var done atomic.Int32

@@ -128,8 +128,8 @@ type DataWritten struct {
 	MaxEventTime int64
 	// Marks are the event-time progress of the source partitions that had
 	// records in this checkpoint, as of its barrier.
-	Marks map[watermark.Key]watermark.Partition
-	Counts       Counts
+	Marks  map[watermark.Key]watermark.Partition
+	Counts Counts
 	// Bytes is the total size of Files.
 	Bytes int64
 }
