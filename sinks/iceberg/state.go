@@ -90,15 +90,31 @@ func findToken(tbl *table.Table, token string) (int64, bool) {
 // RemoveOrphans deletes data files no snapshot references: files a crashed
 // run wrote but never committed. It must run before any writer of this table
 // starts, and only while no other process writes to it.
+//
+// Only Parquet files are removed: the data directory also holds what
+// other tools put there for readers, such as _SUCCESS markers.
 func RemoveOrphans(ctx context.Context, tbl *table.Table) ([]string, error) {
-	res, err := tbl.DeleteOrphanFiles(ctx,
+	fsys, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("remove orphan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	var removed []string
+	_, err = tbl.DeleteOrphanFiles(ctx,
 		table.WithLocation(strings.TrimSuffix(tbl.Location(), "/")+"/data"),
-		table.WithFilesOlderThan(0*time.Second))
+		table.WithFilesOlderThan(0*time.Second),
+		table.WithCleanupMaxConcurrency(1), // removed is appended to unlocked
+		table.WithDeleteFunc(func(path string) error {
+			if !strings.HasSuffix(path, ".parquet") {
+				return nil
+			}
+			removed = append(removed, path)
+			return fsys.Remove(path)
+		}))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // nothing written yet
 	}
 	if err != nil {
 		return nil, fmt.Errorf("remove orphan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
 	}
-	return res.OrphanFileLocations, nil
+	return removed, nil
 }

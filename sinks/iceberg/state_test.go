@@ -92,6 +92,11 @@ func TestRemoveOrphans(t *testing.T) {
 				t.Fatal(err)
 			}
 			orphans = append(orphans, stray)
+			// Markers for readers are not data: they stay.
+			marker := filepath.Join(filepath.Dir(orphans[0]), "_SUCCESS")
+			if err := os.WriteFile(marker, []byte("{}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			metadataBefore, err := filepath.Glob(filepath.Join(localPath(tbl.Location()), "metadata", "*"))
 			if err != nil || len(metadataBefore) == 0 {
 				t.Fatalf("metadata files: %v, %v", metadataBefore, err)
@@ -114,6 +119,9 @@ func TestRemoveOrphans(t *testing.T) {
 				if exists(t, p) {
 					t.Errorf("orphan %s is still there", p)
 				}
+			}
+			if !exists(t, marker) {
+				t.Errorf("marker %s was removed", marker)
 			}
 			for _, p := range localPaths(committed) {
 				if !exists(t, p) {
