@@ -12,6 +12,7 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec
 	files       *prometheus.CounterVec
 	paused      *prometheus.GaugeVec
+	held        *prometheus.GaugeVec
 	queued      *prometheus.GaugeVec
 	unknown     *prometheus.CounterVec
 }
@@ -45,6 +46,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_paused_partitions", Help: "Source partitions paused by backpressure.",
 		}, []string{"stream"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_aligned_partitions", Help: "Source partitions paused because their event time ran more than watermark.max_drift ahead.",
+		}, []string{"stream"}),
 		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_queued_bytes", Help: "Bytes of fetched records waiting for a worker.",
 		}, []string{"stream"}),
@@ -53,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "sluice_unknown_fields_total", Help: "Protobuf fields the stream's message type does not declare, skipped.",
 	}, []string{"stream"})
 	if reg != nil {
-		reg.MustRegister(m.records, m.deadLetters, m.lag, m.checkpoint, m.openFiles, m.bytes, m.files, m.paused, m.queued, m.unknown)
+		reg.MustRegister(m.records, m.deadLetters, m.lag, m.checkpoint, m.openFiles, m.bytes, m.files, m.paused, m.held, m.queued, m.unknown)
 	}
 	return m
 }

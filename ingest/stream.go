@@ -187,6 +187,9 @@ func NewStream(opts Options) (*Stream, error) {
 		failed: make(chan struct{}), wantCP: make(chan struct{}, 1), restart: make(chan struct{}),
 	}
 	s.lateBefore.Store(watermark.None)
+	if wm := opts.Stream.Watermark; wm.MaxDrift > 0 {
+		s.align = newAligner(s, wm.Policy())
+	}
 	s.stats.Checkpoint = opts.StartCheckpoint
 	s.stats.Positions = opts.StartPositions.Clone()
 	n := opts.Pipeline.Writer.Workers
@@ -422,6 +425,9 @@ func (s *Stream) Run(ctx context.Context) error {
 		defer close(pollDone)
 		return s.poll(pollCtx, cl)
 	})
+	if s.align != nil {
+		g.Go(func() error { return s.align.run(pollCtx, cl) })
+	}
 	g.Go(func() error {
 		defer stopWork()
 		t := time.NewTicker(s.opts.Pipeline.Checkpoint.Interval.D())

@@ -706,3 +706,62 @@ func TestNewStreamIncompleteOptions(t *testing.T) {
 		t.Error("NewStream(Options{}) = nil error")
 	}
 }
+
+// TestStreamAlignsPartitions: a partition whose event time runs more than
+// max_drift ahead of the stream's is paused until the others catch up,
+// then read to the end.
+func TestStreamAlignsPartitions(t *testing.T) {
+	e := newEnv(t, 2)
+	e.pipeline.Streams[0].Watermark = config.Watermark{MaxDrift: config.Duration(30 * time.Minute), IdleTimeout: config.Duration(time.Hour)}
+	// A small budget: a worker's queue takes at most 1MiB before
+	// backpressure pauses its partitions, bounding what is read ahead.
+	e.pipeline.MemoryBudget = 8 << 20
+	minutes := func(p int32, from, to int) {
+		pad := strings.Repeat("x", 2000) // a fetch holds a few dozen records
+		var vs [][]byte
+		for i := from; i < to; i++ {
+			vs = append(vs, fmt.Appendf(nil, `{"id":"p%d-%d","n":%d,"ts":%d,"pad":"%s"}`, p, i, i, baseMillis+int64(i)*60_000, pad))
+			if len(vs) == 10 || i == to-1 { // small batches, as producers send them
+				e.produce(p, vs...)
+				vs = vs[:0]
+			}
+		}
+	}
+	minutes(1, 0, 10) // ten minutes
+	s := e.newStream(streamOptions{})
+	r := e.run(s)
+	held := func() float64 { return metricValue(t, e.metrics.held.WithLabelValues("clicks")) }
+
+	pos := checkpoint.Positions{}
+	next := func() {
+		t.Helper()
+		select {
+		case dw := <-e.committer.acked:
+			pos.Merge(dw.Positions)
+		case <-time.After(testTimeout):
+			t.Fatalf("no checkpoint within %s; positions %s", testTimeout, pos.Encode())
+		}
+	}
+	for p1, _ := pos.Get(e.topic, 1); p1 < 10; p1, _ = pos.Get(e.topic, 1) {
+		next()
+	}
+	minutes(0, 0, 6000) // a hundred hours, while partition 1 is at minute 10
+	for held() != 1 {
+		next()
+	}
+	// Ten more checkpoints: partition 0 stays held well short of its end.
+	for range 10 {
+		next()
+	}
+	if p0, _ := pos.Get(e.topic, 0); p0 >= 2000 {
+		t.Fatalf("partition 0 read to %d while partition 1 is at minute 10 (max_drift 30m)", p0)
+	}
+	minutes(1, 10, 6000)
+	for pos.Encode() != (checkpoint.Positions{e.topic: {0: 6000, 1: 6000}}).Encode() {
+		next()
+	}
+	// Partition 0 was resumed once partition 1 caught up: it reached its end.
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}

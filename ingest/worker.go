@@ -139,6 +139,9 @@ func (w *worker) resume(cl *kgo.Client) {
 	}
 	m := map[string][]int32{}
 	for tp := range w.paused {
+		if w.s.align != nil && w.s.align.holds(tp) {
+			continue // ahead in event time: the aligner resumes it
+		}
 		m[tp.topic] = append(m[tp.topic], tp.partition)
 	}
 	cl.ResumeFetchPartitions(m)

@@ -15,7 +15,6 @@ import (
 	"github.com/sluicehq/sluice/ingest/config"
 	"github.com/sluicehq/sluice/partition"
 	"github.com/sluicehq/sluice/sinks/iceberg"
-	"github.com/sluicehq/sluice/watermark"
 )
 
 // noticeFlushTimeout is how long a stopping stream waits for its last
@@ -26,10 +25,7 @@ const noticeFlushTimeout = 5 * time.Second
 // announcing builds a table's watermark policy and, with table.notify, its
 // notice targets and their notifier.
 func (p *pipeline) announcing(sc config.Stream, tbl *table.Table) (iceberg.Announcing, *partition.Notifier, error) {
-	w := sc.Watermark
-	ann := iceberg.Announcing{Watermark: watermark.Config{
-		OutOfOrderness: w.OutOfOrderness.D(), IdleTimeout: w.IdleTimeout.D(), MaxDrift: w.MaxDrift.D(),
-	}}
+	ann := iceberg.Announcing{Watermark: sc.Watermark.Policy()}
 	n := sc.Table.Notify
 	if n == nil {
 		return ann, nil, nil

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/parse"
 	"github.com/sluicehq/sluice/ingest/registry"
 	"github.com/sluicehq/sluice/ingest/schema"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // Pipeline is a whole pipeline file.
@@ -309,6 +310,20 @@ type Watermark struct {
 	// MaxDrift pauses a source partition whose watermark runs this far ahead
 	// of the stream's, until the others catch up (default 0: off).
 	MaxDrift Duration `yaml:"max_drift"`
+}
+
+// Policy is the watermark.Config the section sets (defaults for what is
+// unset).
+func (w Watermark) Policy() watermark.Config {
+	ooo := DefaultOutOfOrderness
+	if w.OutOfOrderness != nil {
+		ooo = w.OutOfOrderness.D()
+	}
+	idle := w.IdleTimeout.D()
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+	return watermark.Config{OutOfOrderness: ooo, IdleTimeout: idle, MaxDrift: w.MaxDrift.D()}
 }
 
 // Late is a stream's policy for records of announced partitions.
