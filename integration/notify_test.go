@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -268,6 +269,42 @@ func TestPartitionNotices(t *testing.T) {
 	}
 	if got := tbl.Properties()["sluice.ready-partition"]; got != hour(last) {
 		t.Errorf("table property sluice.ready-partition = %q, want %q", got, hour(last))
+	}
+
+	// sluice partitions tells the same story.
+	out, err := exec.Command(sluiceBin, "partitions", "-c", cfg, "--json", "it.events").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice partitions: %v\n%s", err, out)
+	}
+	var reports []struct {
+		Table      string `json:"table"`
+		Partitions []struct {
+			Path    string `json:"path"`
+			State   string `json:"state"`
+			Records int64  `json:"records"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal(out, &reports); err != nil || len(reports) != 1 {
+		t.Fatalf("sluice partitions --json: %v\n%s", err, out)
+	}
+	states := map[string]string{}
+	for _, p := range reports[0].Partitions {
+		states[p.Path] = p.State
+		k := int(0)
+		for ; k <= last && hour(k) != p.Path; k++ {
+		}
+		if k < hours && p.Records != produced[k].Load() {
+			t.Errorf("sluice partitions: %s has %d records, want %d", p.Path, p.Records, produced[k].Load())
+		}
+	}
+	for k := 0; k <= last; k++ {
+		want := announced[hour(k)]
+		if k == 1 {
+			want = "updated"
+		}
+		if states[hour(k)] != want {
+			t.Errorf("sluice partitions: %s is %q, want %q", hour(k), states[hour(k)], want)
+		}
 	}
 }
 

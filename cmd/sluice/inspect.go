@@ -63,18 +63,9 @@ func inspectCmd(args []string, out io.Writer) (err error) {
 		fmt.Fprint(fs.Output(), inspectUsage)
 		fs.PrintDefaults()
 	}
-	// Accept flags after the table name too ("inspect demo.clicks --json"):
-	// the flag package stops at the first positional argument.
-	var positional []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		positional, rest = append(positional, rest[0]), rest[1:]
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(positional) > 1 {
 		return fmt.Errorf("want at most one table, got %s", strings.Join(positional, " "))
@@ -116,6 +107,23 @@ func inspectCmd(args []string, out io.Writer) (err error) {
 		return writeJSON(out, view)
 	}
 	return view.write(out)
+}
+
+// parseInterspersed parses flags given after positional arguments too
+// ("inspect demo.clicks --json"): the flag package stops at the first
+// positional argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional, rest = append(positional, rest[0]), rest[1:]
+	}
 }
 
 func writeJSON(out io.Writer, v any) error {

@@ -27,6 +27,8 @@ Usage:
   sluice validate -c pipeline.yaml                      check a config without running it
   sluice demo [--dir ./sluice-demo] [--events N]        run everything locally with generated click events
   sluice inspect (--dir DIR | -c pipeline.yaml) [table] show tables, snapshots and partitions
+  sluice partitions (--dir DIR | -c pipeline.yaml) [table]
+                                                        show time partitions: open, ready, empty, updated
   sluice bench [--events N]                             measure fetch, decode+encode and the full pipeline
 
 Run "sluice <command> -h" for a command's flags.
@@ -48,6 +50,8 @@ func main() {
 		err = demoCmd(args)
 	case "inspect":
 		err = inspectCmd(args, os.Stdout)
+	case "partitions":
+		err = partitionsCmd(args, os.Stdout)
 	case "bench":
 		err = benchCmd(args)
 	case "help", "-h", "--help":
