@@ -78,6 +78,9 @@ type Options struct {
 	Partitioner Partitioner
 	// NewWriter makes the table writer of one worker.
 	NewWriter func(worker int) (TableWriter, error)
+	// NewLateWriter makes the late table's writer of one worker
+	// (late.policy table only).
+	NewLateWriter func(worker int) (TableWriter, error)
 	// Start is what the table recorded: resume positions and the last checkpoint.
 	StartPositions  checkpoint.Positions
 	StartCheckpoint int64

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/iceberg-go"
 	"github.com/parquet-go/parquet-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -29,6 +30,7 @@ type worker struct {
 	unknown int64
 	ev      *etl.Evaluator
 	out     TableWriter
+	lateOut TableWriter // late.policy table; nil otherwise
 
 	pmu    sync.Mutex
 	paused map[topicPartition]struct{}
@@ -59,6 +61,11 @@ const (
 func (w *worker) flush() error {
 	if err := w.out.Flush(); err != nil {
 		return fmt.Errorf("worker %d: %w", w.id, err)
+	}
+	if w.lateOut != nil {
+		if err := w.lateOut.Flush(); err != nil {
+			return fmt.Errorf("worker %d: late table: %w", w.id, err)
+		}
 	}
 	clear(w.slab) // drop references into the batch's records
 	w.slab = w.slab[:0]
@@ -104,6 +111,11 @@ func newWorker(s *Stream, id int) (*worker, error) {
 	}
 	if w.out, err = s.opts.NewWriter(id); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+	}
+	if s.opts.NewLateWriter != nil {
+		if w.lateOut, err = s.opts.NewLateWriter(id); err != nil {
+			return nil, fmt.Errorf("stream %s: late table: %w", s.cfg.Name, err)
+		}
 	}
 	return w, nil
 }
@@ -192,7 +204,7 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	next := int64(-1) // next position when the batch stops early
 	batchMax, late := watermark.None, int64(0)
 	lateBefore := watermark.None // records before it are dropped as late
-	if w.s.cfg.Late.Policy == "drop" {
+	if p := w.s.cfg.Late.Policy; p == "drop" || p == "table" {
 		lateBefore = w.s.lateBefore.Load()
 	}
 	consumed := len(recs)
@@ -203,10 +215,11 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		room := w.next()
 		row, et, err := w.dec.Decode(room, r.Value)
+		isLate := false
 		if err == nil {
 			batchMax = max(batchMax, et)
-			if et < lateBefore {
-				late++
+			if isLate = et < lateBefore; isLate && w.lateOut == nil {
+				late++ // late.policy drop
 				continue
 			}
 		}
@@ -248,7 +261,11 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 			w.keep(room, out)
 		}
 		w.key = w.s.opts.Partitioner.AppendKey(w.key[:0], out)
-		if err := w.out.Write(w.key, out, et); err != nil {
+		target := w.out
+		if isLate {
+			target = w.lateOut
+		}
+		if err := target.Write(w.key, out, et); err != nil {
 			var rej interface{ RowRejected() bool }
 			if !errors.As(err, &rej) || !rej.RowRejected() {
 				return fmt.Errorf("worker %d: %w", w.id, err)
@@ -261,7 +278,11 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 			dead++
 			continue
 		}
-		written++
+		if isLate {
+			late++ // in the late table
+		} else {
+			written++
+		}
 		w.maxEvent = max(w.maxEvent, et)
 		if len(w.slab) >= chunkValues {
 			// Hand rows over in small chunks so the rows being built stay
@@ -305,7 +326,7 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 		m.records.WithLabelValues(name, "skipped").Add(float64(skipped))
 	}
 	if late > 0 {
-		m.records.WithLabelValues(name, "late_dropped").Add(float64(late))
+		m.records.WithLabelValues(name, "late_"+w.s.cfg.Late.Policy).Add(float64(late))
 	}
 	if u, ok := w.dec.(interface{ UnknownFields() int64 }); ok {
 		if n := u.UnknownFields(); n > w.unknown {
@@ -366,6 +387,12 @@ func (w *worker) seal(ctx context.Context, n int64) error {
 	if err != nil {
 		return fmt.Errorf("worker %d: checkpoint %d: %w", w.id, n, err)
 	}
+	var lateFiles []iceberg.DataFile
+	if w.lateOut != nil {
+		if lateFiles, _, err = w.lateOut.Seal(); err != nil {
+			return fmt.Errorf("worker %d: checkpoint %d: late table: %w", w.id, n, err)
+		}
+	}
 	if w.counts.DeadLettered > 0 {
 		if err := w.s.opts.DeadLetters.Flush(ctx); err != nil {
 			return fmt.Errorf("worker %d: checkpoint %d: %w", w.id, n, err)
@@ -380,7 +407,7 @@ func (w *worker) seal(ctx context.Context, n int64) error {
 	}
 	dw := checkpoint.DataWritten{
 		Stream: name, Checkpoint: n, Worker: w.id, Files: files, Positions: w.positions,
-		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size, Marks: w.marks,
+		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size, Marks: w.marks, LateFiles: lateFiles,
 	}
 	w.positions, w.counts, w.marks = checkpoint.Positions{}, checkpoint.Counts{}, nil
 	return w.s.opts.Committer.Submit(ctx, dw)

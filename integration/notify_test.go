@@ -25,6 +25,7 @@ streams:
     topics: [events]
     event_time: ts
     watermark: {out_of_orderness: 2m, idle_timeout: 3s}
+    late: {{late}}
     columns:
       - {name: id, type: string, required: true}
       - {name: ts, type: timestamptz(ms), required: true}
@@ -109,17 +110,29 @@ func (s *scheduler) notices() []notice {
 // all streams in. For every notice the scheduler reads the table at the
 // named snapshot: a ready hour holds exactly the records produced for it,
 // no hour is announced twice or early, hours without data are announced
-// empty, and the late records produce an updated notice.
+// empty, and the late records produce an updated notice — or, with
+// late.policy table, land in the late table, exactly once, and the hour
+// stays as announced.
 func TestPartitionNotices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary")
 	}
+	for _, policy := range []string{"append", "table"} {
+		t.Run(policy, func(t *testing.T) { partitionNotices(t, policy) })
+	}
+}
+
+func partitionNotices(t *testing.T, policy string) {
 	kills := 4
 	if os.Getenv("SLUICE_SOAK") != "" {
 		kills = 15
 	}
 	e := newEnv(t, 4, "events", "notices")
-	cfg := e.writePipeline(notifyConfig)
+	lateCfg := "{policy: append}"
+	if policy == "table" {
+		lateCfg = "{policy: table, table: it.late_events}"
+	}
+	cfg := e.writePipeline(notifyConfig, "{{late}}", lateCfg)
 	// Event time starts eight hours ago: the hours after the data are in
 	// the past, so once every partition is idle they are announced empty.
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-8 * time.Hour)
@@ -196,14 +209,22 @@ func TestPartitionNotices(t *testing.T) {
 	waitFor(t, 2*time.Minute, "every hour to be announced", func() bool {
 		return sched.has(id(hours-1)) && sched.has("it.events/"+hour(hours)+"/empty")
 	})
-	waitFor(t, time.Minute, "the late records to be announced", func() bool {
-		for _, n := range sched.notices() {
-			if n.Kind == "updated" && n.Path == hour(1) && n.Records == produced[1].Load() {
-				return true
+	if policy == "append" {
+		waitFor(t, time.Minute, "the late records to be announced", func() bool {
+			for _, n := range sched.notices() {
+				if n.Kind == "updated" && n.Path == hour(1) && n.Records == produced[1].Load() {
+					return true
+				}
 			}
-		}
-		return false
-	})
+			return false
+		})
+	} else {
+		waitFor(t, time.Minute, "the late records to reach the late table", func() bool {
+			tbl, done := e.loadTable("it.late_events")
+			defer done()
+			return tbl.CurrentSnapshot() != nil && len(scanColumn(t, tbl, "id")) == late
+		})
+	}
 	if code, _ := d.stop(); code != 0 {
 		t.Fatalf("exit code %d; log:\n%s", code, d.logTail())
 	}
@@ -240,7 +261,7 @@ func TestPartitionNotices(t *testing.T) {
 					n.Kind, n.Path, counts[k], n.SnapshotID, n.Records, want)
 			}
 		case "updated":
-			if _, ok := announced[n.Path]; !ok || k != 1 {
+			if _, ok := announced[n.Path]; !ok || k != 1 || policy != "append" {
 				t.Errorf("updated notice %s for a partition not announced or without late data", n.ID)
 			}
 			if counts[k] != n.Records {
@@ -271,6 +292,20 @@ func TestPartitionNotices(t *testing.T) {
 		t.Errorf("table property sluice.ready-partition = %q, want %q", got, hour(last))
 	}
 
+	if policy == "table" {
+		lt, done := e.loadTable("it.late_events")
+		ids := scanColumn(t, lt, "id")
+		done()
+		if len(ids) != late {
+			t.Errorf("late table holds %d ids, want the %d late records: %v", len(ids), late, ids)
+		}
+		for id, n := range ids {
+			if !strings.HasPrefix(id, "h1-late-") || n != 1 {
+				t.Errorf("late table: %s appears %d times", id, n)
+			}
+		}
+	}
+
 	// sluice partitions tells the same story.
 	out, err := exec.Command(sluiceBin, "partitions", "-c", cfg, "--json", "it.events").CombinedOutput()
 	if err != nil {
@@ -293,13 +328,20 @@ func TestPartitionNotices(t *testing.T) {
 		k := int(0)
 		for ; k <= last && hour(k) != p.Path; k++ {
 		}
-		if k < hours && p.Records != produced[k].Load() {
-			t.Errorf("sluice partitions: %s has %d records, want %d", p.Path, p.Records, produced[k].Load())
+		want := int64(0)
+		if k < hours {
+			want = produced[k].Load()
+		}
+		if k == 1 && policy == "table" {
+			want -= late
+		}
+		if p.Records != want {
+			t.Errorf("sluice partitions: %s has %d records, want %d", p.Path, p.Records, want)
 		}
 	}
 	for k := 0; k <= last; k++ {
 		want := announced[hour(k)]
-		if k == 1 {
+		if k == 1 && policy == "append" {
 			want = "updated"
 		}
 		if states[hour(k)] != want {

@@ -119,11 +119,18 @@ type State struct {
 	Started bool `json:"started"`
 	// Through is the first slice not yet announced.
 	Through int64 `json:"through"`
+	// Announced is true once a slice was announced; until then data of an
+	// earlier slice (from a source partition that was behind) moves
+	// Through back to it rather than counting as late.
+	Announced bool `json:"announced"`
 	// Watermark is the stream's committed watermark (microseconds).
 	Watermark int64 `json:"watermark"`
 	// Slices holds the data committed per slice: every slice not yet
 	// announced and the latest announced ones.
 	Slices map[int64]Stats `json:"slices,omitempty"`
+	// Notices are the notices the commit holding this state made due: the
+	// history of a table's announcements, one commit at a time.
+	Notices []Notice `json:"notices,omitempty"`
 	// Undelivered are notices committed but not yet known to have reached
 	// every target; a restarted daemon sends them again.
 	Undelivered []Notice `json:"undelivered,omitempty"`
@@ -150,8 +157,13 @@ func (s Slicing) Advance(st *State, added map[int64]Stats, wm int64, delay time.
 		total.Records += a.Records
 		total.Files += a.Files
 		st.Slices[ord] = total
-		if st.Started && ord < st.Through && a.Records > 0 {
+		if a.Records == 0 || !st.Started || ord >= st.Through {
+			continue
+		}
+		if st.Announced {
 			out = append(out, s.notice(Updated, ord, total, st.Watermark))
+		} else {
+			st.Through = ord
 		}
 	}
 	if !st.Started {
@@ -186,6 +198,7 @@ func (s Slicing) Advance(st *State, added map[int64]Stats, wm int64, delay time.
 		}
 		out = append(out, s.notice(kind, st.Through, stats, st.Watermark))
 		st.Through++
+		st.Announced = true
 	}
 	for ord := range st.Slices {
 		if ord < st.Through-keepAnnounced {
@@ -207,7 +220,7 @@ func (s Slicing) notice(kind Kind, ord int64, stats Stats, wm int64) Notice {
 // LateBefore is the time before which a record belongs to an announced
 // slice (microseconds; watermark.None before anything was announced).
 func (s Slicing) LateBefore(st *State) int64 {
-	if !st.Started {
+	if !st.Announced {
 		return watermark.None
 	}
 	start, _ := s.Bounds(st.Through)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -243,12 +244,14 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		return nil, err
 	}
 	r.notifier = notifier
+	var newLateWriter func(int) (ingest.TableWriter, error)
+	if sc.Late.Policy == "table" {
+		if ann.LateTable, newLateWriter, err = p.lateTable(ctx, cfg, sc, out, state.Checkpoint); err != nil {
+			return nil, err
+		}
+	}
 	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state, ann)
-	// Open files get a quarter of the memory budget, fetched and queued
-	// records an eighth (see ingest); the rest is for sealing and commits
-	// (a checkpoint of a backfill holds tens of thousands of data files) and
-	// for the garbage collector.
-	budget := int64(cfg.MemoryBudget) / 4 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
+	budget := writerBudget(cfg)
 	runID := p.runID
 	r.s, err = ingest.NewStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
@@ -260,6 +263,7 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 				MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
 			})
 		},
+		NewLateWriter:  newLateWriter,
 		StartPositions: state.Positions, StartCheckpoint: state.Checkpoint,
 		Committer: p.committer, DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name),
 		Logger: p.log, Metrics: p.metrics,
@@ -271,6 +275,48 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		r.s.SetLateBefore(ann.Slicing.LateBefore(&state.Notify))
 	}
 	return r, nil
+}
+
+// writerBudget is the memory of one worker's open files: open files get a
+// quarter of the memory budget, fetched and queued records an eighth (see
+// ingest); the rest is for sealing and commits (a checkpoint of a backfill
+// holds tens of thousands of data files) and for the garbage collector.
+func writerBudget(cfg *config.Pipeline) int64 {
+	return int64(cfg.MemoryBudget) / 4 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
+}
+
+// lateTable readies the table of a stream's late rows (late.policy table):
+// created like the stream's own, with commits ahead of the stream's own
+// table rolled back (see iceberg.RollBackAhead) and orphans removed.
+func (p *pipeline) lateTable(ctx context.Context, cfg *config.Pipeline, sc config.Stream, out schema.Schema, cp int64) (*table.Table, func(int) (ingest.TableWriter, error), error) {
+	lc := config.Table{Name: sc.Late.Table, Partition: sc.Table.Partition, Properties: sc.Table.Properties}
+	tbl, bound, err := iceberg.EnsureTable(ctx, p.cat, lc, out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("late.table: %w", err)
+	}
+	tbl, undone, err := iceberg.RollBackAhead(ctx, tbl, sc.Name, cp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("late.table: %w", err)
+	}
+	if undone > 0 {
+		p.log.Info("rolled back late-table commits of a checkpoint the stream's table never got", "table", lc.Name, "commits", undone)
+	}
+	if _, err := iceberg.RemoveOrphans(ctx, tbl); err != nil {
+		return nil, nil, fmt.Errorf("late.table: %w", err)
+	}
+	layout := schema.NewLayout(bound, lc.Name)
+	part, err := iceberg.NewPartitioner(lc.Partition, layout)
+	if err != nil {
+		return nil, nil, fmt.Errorf("late.table: %w", err)
+	}
+	budget, runID := writerBudget(cfg), p.runID
+	return tbl, func(worker int) (ingest.TableWriter, error) {
+		return iceberg.NewWriter(ctx, tbl, layout, part, iceberg.WriterOptions{
+			Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
+			RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
+			MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget / 4,
+		})
+	}, nil
 }
 
 // Committed routes the committer's acknowledgements to the streams.

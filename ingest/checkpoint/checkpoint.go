@@ -123,7 +123,9 @@ type DataWritten struct {
 	Checkpoint int64
 	Worker     int
 	Files      []iceberg.DataFile
-	Positions  Positions
+	// LateFiles hold the late rows for the late table (late.policy table).
+	LateFiles []iceberg.DataFile
+	Positions Positions
 	// MaxEventTime is the largest event time seen (microseconds), 0 if none.
 	MaxEventTime int64
 	// Marks are the event-time progress of the source partitions that had
@@ -172,6 +174,7 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 	merged := DataWritten{Stream: stream, Checkpoint: cp, Positions: Positions{}}
 	for _, p := range parts {
 		merged.Files = append(merged.Files, p.Files...)
+		merged.LateFiles = append(merged.LateFiles, p.LateFiles...)
 		merged.Positions.Merge(p.Positions)
 		merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
 		for k, m := range p.Marks {

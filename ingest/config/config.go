@@ -329,9 +329,12 @@ func (w Watermark) Policy() watermark.Config {
 // Late is a stream's policy for records of announced partitions.
 type Late struct {
 	// Policy is "append" (default: the records are written and the
-	// partition is announced again as updated) or "drop" (not written;
-	// counted).
+	// partition is announced again as updated), "table" (written to Table
+	// instead) or "drop" (not written; counted).
 	Policy string `yaml:"policy"`
+	// Table is "namespace.table" for policy table: it gets the stream's
+	// columns and partitioning, and is created when missing.
+	Table string `yaml:"table"`
 }
 
 // Notify announces the table's complete time partitions.
@@ -761,6 +764,12 @@ func (p *Pipeline) Validate() error {
 			bad(path+".table.name", "%q is also written by streams[%d]; one stream per table", s.Table.Name, prev)
 		}
 		tables[s.Table.Name] = i
+		if s.Late.Table != "" {
+			if prev, ok := tables[s.Late.Table]; ok {
+				bad(path+".late.table", "%q is also written by streams[%d]; one stream per table", s.Late.Table, prev)
+			}
+			tables[s.Late.Table] = i
+		}
 		errs = append(errs, s.validate(path)...)
 	}
 	return errors.Join(errs...)
@@ -887,8 +896,22 @@ func (s *Stream) validate(path string) []error {
 	if s.Watermark.MaxDrift < 0 {
 		bad("watermark.max_drift", "%s is negative", s.Watermark.MaxDrift)
 	}
-	if p := s.Late.Policy; p != "append" && p != "drop" {
-		bad("late.policy", "%q is not append or drop", p)
+	switch s.Late.Policy {
+	case "append", "drop":
+		if s.Late.Table != "" {
+			bad("late.table", "only with late.policy table")
+		}
+	case "table":
+		if ns, name, ok := strings.Cut(s.Late.Table, "."); !ok || ns == "" || name == "" || strings.Contains(name, ".") {
+			bad("late.table", "%q is not namespace.table", s.Late.Table)
+		} else if s.Late.Table == s.Table.Name {
+			bad("late.table", "is the stream's own table")
+		}
+	default:
+		bad("late.policy", "%q is not append, table or drop", s.Late.Policy)
+	}
+	if s.Late.Policy != "append" && s.Table.Notify == nil {
+		bad("late.policy", "%s needs table.notify: records are late once their partition was announced", s.Late.Policy)
 	}
 	if s.MaxRecordBytes < 64 {
 		bad("max_record_bytes", "%s is below the minimum 64 bytes", s.MaxRecordBytes)

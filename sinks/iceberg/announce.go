@@ -50,6 +50,8 @@ type Announcing struct {
 	Notify func(ns []partition.Notice, done func())
 	// LateBefore hears, after each commit, where announced time ends.
 	LateBefore func(us int64)
+	// LateTable takes the late rows (late.policy table); nil otherwise.
+	LateTable *table.Table
 }
 
 func (a Announcing) notices() bool { return a.Slicing.Unit != "" }
@@ -138,7 +140,10 @@ func (a *announceState) prepare(tableName, pipeline, stream string, cp checkpoin
 			n.Pipeline, n.Stream, n.Table, n.Checkpoint, n.EmittedAt = pipeline, stream, tableName, cp.Checkpoint, now.UTC()
 			n.ID = partition.NoticeID(tableName, n.Path, n.Kind, cp.Checkpoint)
 		}
-		next.Undelivered = append(next.Undelivered, due...)
+		next.Notices = due
+		if a.cfg.Notify != nil { // else nothing is to be delivered
+			next.Undelivered = append(next.Undelivered, due...)
+		}
 	} else {
 		next.Watermark = max(next.Watermark, wm)
 	}
@@ -195,6 +200,7 @@ func (a *announceState) committed(p pending, snapshotID int64) {
 	for i := range p.due {
 		p.due[i].SnapshotID = snapshotID
 	}
+	a.state.Notices = nil // history, kept in the snapshot only
 	a.send(p.due)
 	if a.cfg.LateBefore != nil && a.cfg.notices() {
 		a.cfg.LateBefore(a.cfg.Slicing.LateBefore(&a.state))

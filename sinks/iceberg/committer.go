@@ -53,11 +53,19 @@ type Committer struct {
 	streams map[string]*tableState
 }
 
+// tableRef is one table a stream commits to and its latest loaded state.
+type tableRef struct {
+	name string
+	tbl  *table.Table
+}
+
 type tableState struct {
-	stream    string
-	name      string
-	tbl       *table.Table
-	workers   int
+	stream string
+	main   tableRef
+	late   tableRef // late.policy table; zero otherwise
+	// name is main.name, the label of the stream's metrics.
+	name    string
+	workers int
 	positions checkpoint.Positions
 	gathering *checkpoint.Gatherer
 	failing   time.Time // zero when healthy
@@ -132,11 +140,16 @@ func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Comm
 func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st State, ann Announcing) {
 	as := newAnnounceState(ann, st, c.opts.Now())
 	c.mu.Lock()
-	c.streams[stream] = &tableState{
-		stream: stream, name: strings.Join(tbl.Identifier(), "."), tbl: tbl, workers: workers,
+	name := strings.Join(tbl.Identifier(), ".")
+	ts := &tableState{
+		stream: stream, name: name, main: tableRef{name: name, tbl: tbl}, workers: workers,
 		positions: st.Positions.Clone(), gathering: checkpoint.NewGatherer(workers, st.Checkpoint),
 		announce: as,
 	}
+	if ann.LateTable != nil {
+		ts.late = tableRef{name: strings.Join(ann.LateTable.Identifier(), "."), tbl: ann.LateTable}
+	}
+	c.streams[stream] = ts
 	c.mu.Unlock()
 	as.resend()
 	if ann.LateBefore != nil && ann.notices() {
@@ -221,14 +234,10 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	positions.Merge(cp.Positions)
 	start := c.opts.Now()
 	ann := st.announce.prepare(st.name, c.opts.Pipeline, st.stream, cp, start)
-	if len(cp.Files) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
+	if len(cp.Files) == 0 && len(cp.LateFiles) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
 		return 0, nil // nothing new: no snapshot
 	}
 	token := fmt.Sprintf("%s/%s/%s/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp.Checkpoint)
-	var records int64
-	for _, f := range cp.Files {
-		records += f.Count()
-	}
 	props := iceberg.Properties{
 		PropPipeline:     c.opts.Pipeline,
 		PropStream:       st.stream,
@@ -236,32 +245,63 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 		PropCommitID:     token,
 		PropPositions:    positions.Encode(),
 		PropMaxEventTime: strconv.FormatInt(cp.MaxEventTime, 10),
-		PropRecords:      strconv.FormatInt(records, 10),
 	}
+	if len(cp.LateFiles) > 0 {
+		// The late table first: a crash before the stream's own commit
+		// leaves it a checkpoint ahead, which the next start rolls back
+		// (RollBackAhead) before the records are read again.
+		late := &st.late
+		lateProps := maps.Clone(props)
+		lateProps[PropCommitID] = token + "/late"
+		lateProps[PropRecords] = strconv.FormatInt(countRecords(cp.LateFiles), 10)
+		if _, err := c.retrying(ctx, st, late, cp.LateFiles, lateProps, nil, cp.Checkpoint); err != nil {
+			return 0, err
+		}
+	}
+	records := countRecords(cp.Files)
+	props[PropRecords] = strconv.FormatInt(records, 10)
 	maps.Copy(props, ann.props)
+	snap, err := c.retrying(ctx, st, &st.main, cp.Files, props, ann.tableProp, cp.Checkpoint)
+	if err != nil {
+		return 0, err
+	}
+	st.positions = positions
+	st.announce.committed(ann, snap)
+	for _, n := range ann.due {
+		c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
+		c.log.Info("partition announced", "table", st.name, "partition", n.Path, "kind", n.Kind,
+			"records", n.Records, "snapshot", snap, "watermark", n.Watermark)
+	}
+	c.metrics.watermark.WithLabelValues(st.name).Set(float64(ann.next.Watermark) / 1e6)
+	c.metrics.commits.WithLabelValues(st.name).Inc()
+	c.metrics.filesAdded.WithLabelValues(st.name).Add(float64(len(cp.Files)))
+	c.metrics.recordsAdded.WithLabelValues(st.name).Add(float64(records))
+	c.metrics.duration.WithLabelValues(st.name).Observe(c.opts.Now().Sub(start).Seconds())
+	c.metrics.lastCommit.WithLabelValues(st.name).Set(float64(c.opts.Now().Unix()))
+	c.log.Debug("committed", "table", st.name, "checkpoint", cp.Checkpoint, "files", len(cp.Files),
+		"records", records, "snapshot", snap)
+	return snap, nil
+}
+
+func countRecords(files []iceberg.DataFile) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.Count()
+	}
+	return n
+}
+
+// retrying commits files to one of a stream's tables, retrying until it
+// succeeds or the table's commits have failed for FailureTimeout.
+func (c *Committer) retrying(ctx context.Context, st *tableState, ref *tableRef, files []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		snap, err := c.tryCommit(ctx, st, cp.Files, props, ann.tableProp)
+		snap, err := c.tryCommit(ctx, st, ref, files, props, tableProps)
 		if err == nil {
-			st.positions = positions
-			st.announce.committed(ann, snap)
-			for _, n := range ann.due {
-				c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
-				c.log.Info("partition announced", "table", st.name, "partition", n.Path, "kind", n.Kind,
-					"records", n.Records, "snapshot", snap, "watermark", n.Watermark)
-			}
-			c.metrics.watermark.WithLabelValues(st.name).Set(float64(ann.next.Watermark) / 1e6)
 			if !st.failing.IsZero() {
-				c.log.Info("commits recovered", "table", st.name, "checkpoint", cp.Checkpoint, "attempts", attempt)
+				c.log.Info("commits recovered", "table", ref.name, "checkpoint", cp, "attempts", attempt)
 			}
 			c.setFailing(st, time.Time{}, nil)
-			c.metrics.commits.WithLabelValues(st.name).Inc()
-			c.metrics.filesAdded.WithLabelValues(st.name).Add(float64(len(cp.Files)))
-			c.metrics.recordsAdded.WithLabelValues(st.name).Add(float64(records))
-			c.metrics.duration.WithLabelValues(st.name).Observe(c.opts.Now().Sub(start).Seconds())
-			c.metrics.lastCommit.WithLabelValues(st.name).Set(float64(c.opts.Now().Unix()))
-			c.log.Debug("committed", "table", st.name, "checkpoint", cp.Checkpoint, "files", len(cp.Files),
-				"records", records, "snapshot", snap)
 			return snap, nil
 		}
 		if ctx.Err() != nil {
@@ -271,16 +311,16 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 		if errors.Is(err, table.ErrCommitFailed) {
 			kind = "conflict"
 		}
-		c.metrics.failures.WithLabelValues(st.name, kind).Inc()
+		c.metrics.failures.WithLabelValues(ref.name, kind).Inc()
 		now := c.opts.Now()
 		if st.failing.IsZero() {
 			c.setFailing(st, now, err)
 		} else {
 			c.setFailing(st, st.failing, err)
 		}
-		c.log.Warn("commit failed", "table", st.name, "checkpoint", cp.Checkpoint, "attempt", attempt, "kind", kind, "err", err)
+		c.log.Warn("commit failed", "table", ref.name, "checkpoint", cp, "attempt", attempt, "kind", kind, "err", err)
 		if since := now.Sub(st.failing); since >= c.opts.FailureTimeout {
-			return 0, fmt.Errorf("commit table %s: failing for %s, giving up: %w", st.name, since.Round(time.Second), err)
+			return 0, fmt.Errorf("commit table %s: failing for %s, giving up: %w", ref.name, since.Round(time.Second), err)
 		}
 		select {
 		case <-ctx.Done():
@@ -294,19 +334,19 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 // tryCommit makes one attempt. Before retrying after an error whose outcome
 // is unknown (the catalog may have applied it), it reloads the table and
 // looks for the commit token, so an ambiguous commit is never applied twice.
-func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
+func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, files []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
 	if st.lastErr != nil {
-		tbl, err := c.cat.LoadTable(ctx, st.tbl.Identifier())
+		tbl, err := c.cat.LoadTable(ctx, ref.tbl.Identifier())
 		if err != nil {
 			return 0, fmt.Errorf("reload table: %w", err)
 		}
-		c.setTable(st, tbl)
+		c.setTable(ref, tbl)
 		if snap, ok := findToken(tbl, props[PropCommitID]); ok {
-			c.log.Info("ambiguous commit had succeeded", "table", st.name, "snapshot", snap)
+			c.log.Info("ambiguous commit had succeeded", "table", ref.name, "snapshot", snap)
 			return snap, nil
 		}
 	}
-	tx := st.tbl.NewTransaction()
+	tx := ref.tbl.NewTransaction()
 	if err := setTableProps(tx, tableProps); err != nil {
 		return 0, fmt.Errorf("stage table properties: %w", err)
 	}
@@ -325,15 +365,15 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, files []icebe
 	if err != nil {
 		return 0, err
 	}
-	c.setTable(st, tbl)
+	c.setTable(ref, tbl)
 	return tbl.CurrentSnapshot().SnapshotID, nil
 }
 
-// setTable records the table's latest state. Only Run writes st.tbl, and
+// setTable records a table's latest state. Only Run writes ref.tbl, and
 // reads it without the lock; Table reads it from other goroutines.
-func (c *Committer) setTable(st *tableState, tbl *table.Table) {
+func (c *Committer) setTable(ref *tableRef, tbl *table.Table) {
 	c.mu.Lock()
-	st.tbl = tbl
+	ref.tbl = tbl
 	c.mu.Unlock()
 }
 
@@ -353,7 +393,7 @@ func (c *Committer) Table(stream string) *table.Table {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.streams[stream]; st != nil {
-		return st.tbl
+		return st.main.tbl
 	}
 	return nil
 }

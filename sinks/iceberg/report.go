@@ -70,7 +70,7 @@ func ReportPartitions(tbl *table.Table) (PartitionReport, bool, error) {
 			return rep, false, fmt.Errorf("snapshot %d: %s: %w", snap.SnapshotID, PropNotify, err)
 		}
 		latest, rep.Stream = &st, snap.Summary.Properties[PropStream]
-		for _, n := range st.Undelivered {
+		for _, n := range st.Notices {
 			if n.SnapshotID == 0 {
 				n.SnapshotID = snap.SnapshotID
 			}

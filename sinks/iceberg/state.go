@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	iceberggo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/sluicehq/sluice/ingest/checkpoint"
@@ -117,4 +118,50 @@ func RemoveOrphans(ctx context.Context, tbl *table.Table) ([]string, error) {
 		return nil, fmt.Errorf("remove orphan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
 	}
 	return removed, nil
+}
+
+// RollBackAhead undoes the commits of a stream's late table that are ahead
+// of the stream's own table: checkpoints after cp, committed by a run that
+// stopped before committing the same checkpoint to its own table. Their
+// records are read again, and whether each is late is decided again, so
+// keeping them would write some rows twice. It reports how many commits
+// were undone. The late table belongs to the stream alone.
+func RollBackAhead(ctx context.Context, tbl *table.Table, stream string, cp int64) (*table.Table, int, error) {
+	undone := 0
+	var target *table.Snapshot
+	for snap := tbl.CurrentSnapshot(); snap != nil; {
+		var props iceberggo.Properties
+		if snap.Summary != nil {
+			props = snap.Summary.Properties
+		}
+		n, err := strconv.ParseInt(props[PropCheckpoint], 10, 64)
+		if props[PropStream] != stream || err != nil || n <= cp {
+			target = snap
+			break
+		}
+		undone++
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = tbl.SnapshotByID(*snap.ParentSnapshotID)
+	}
+	if undone == 0 {
+		return tbl, 0, nil
+	}
+	tx := tbl.NewTransaction()
+	var err error
+	if target != nil {
+		err = tx.RollbackToSnapshot(target.SnapshotID)
+	} else {
+		// Everything the table holds is ahead.
+		err = tx.Delete(ctx, iceberggo.AlwaysTrue{}, iceberggo.Properties{PropStream: stream, PropCheckpoint: strconv.FormatInt(cp, 10)})
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("roll back %s to checkpoint %d: %w", strings.Join(tbl.Identifier(), "."), cp, err)
+	}
+	rolled, err := tx.Commit(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("roll back %s to checkpoint %d: %w", strings.Join(tbl.Identifier(), "."), cp, err)
+	}
+	return rolled, undone, nil
 }

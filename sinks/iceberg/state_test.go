@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"io/fs"
 	"os"
@@ -189,6 +190,66 @@ func TestRemoveOrphansNothingToRemove(t *testing.T) {
 			}
 			if len(removed) != 0 {
 				t.Errorf("removed %v", removed)
+			}
+		})
+	}
+}
+
+// TestRollBackAhead: commits of a late table ahead of the stream's own
+// checkpoint are undone, by rolling back to the newest commit at or below
+// it, or by deleting everything when every commit is ahead.
+func TestRollBackAhead(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		committed []int64 // checkpoints committed to the late table, in order
+		cp        int64   // the stream's own table's checkpoint
+		undone    int
+		rows      int // left in the late table
+	}{
+		{"none ahead", []int64{1, 2}, 2, 0, 4},
+		{"one ahead", []int64{1, 2, 3}, 2, 1, 4},
+		{"two ahead", []int64{1, 2, 3}, 1, 2, 2},
+		{"all ahead", []int64{3}, 2, 1, 0},
+		{"empty table", nil, 5, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cat := newTestCatalog(t)
+			tt := newTestTable(t, cat, "db.late", nil, eventCols...)
+			tbl := tt.tbl
+			for i, cp := range tc.committed {
+				files := tt.writeFiles(t, 0, event{id: int64(2 * i), ts: 1}, event{id: int64(2*i + 1), ts: 2})
+				tbl = commitFiles(t, tbl, files, iceberg.Properties{PropStream: "s1", PropCheckpoint: fmt.Sprint(cp)})
+			}
+			got, undone, err := RollBackAhead(ctx, tbl, "s1", tc.cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if undone != tc.undone {
+				t.Errorf("undone %d commits, want %d", undone, tc.undone)
+			}
+			rows := 0
+			if got.CurrentSnapshot() != nil {
+				_, it, err := got.Scan().ToArrowRecords(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rec, err := range it {
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows += int(rec.NumRows())
+					rec.Release()
+				}
+			}
+			if rows != tc.rows {
+				t.Errorf("%d rows left, want %d", rows, tc.rows)
+			}
+			// Reloaded from the catalog, the table agrees.
+			if reloaded := reload(t, cat, got); reloaded.CurrentSnapshot() != nil && got.CurrentSnapshot() != nil &&
+				reloaded.CurrentSnapshot().SnapshotID != got.CurrentSnapshot().SnapshotID {
+				t.Errorf("catalog has snapshot %d, rollback returned %d", reloaded.CurrentSnapshot().SnapshotID, got.CurrentSnapshot().SnapshotID)
 			}
 		})
 	}
