@@ -64,8 +64,8 @@ type tableState struct {
 	main   tableRef
 	late   tableRef // late.policy table; zero otherwise
 	// name is main.name, the label of the stream's metrics.
-	name    string
-	workers int
+	name      string
+	workers   int
 	positions checkpoint.Positions
 	gathering *checkpoint.Gatherer
 	failing   time.Time // zero when healthy
