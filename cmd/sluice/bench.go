@@ -57,7 +57,7 @@ func benchCmd(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	events := fs.Int64("events", 2_000_000, "events per case")
 	partitions := fs.Int("partitions", 8, "Kafka partitions")
-	cases := fs.String("cases", "fetch,encode,pipeline,wide,proto", "cases to run")
+	cases := fs.String("cases", "fetch,encode,pipeline,wide,proto,notices", "cases to run")
 	child := fs.String("child", "", "internal: run one case in this process")
 	broker := fs.String("broker", "", "internal: broker address for -child")
 	dir := fs.String("dir", "", "internal: work directory for -child")
@@ -122,12 +122,33 @@ func benchCmd(args []string) error {
 		}
 		results = append(results, r)
 	}
+	var notices *noticeLatency
+	if has("notices") {
+		fmt.Fprintf(os.Stderr, "case notices...\n")
+		ndir := filepath.Join(work, "notices")
+		if err := os.MkdirAll(ndir, 0o755); err != nil {
+			return err
+		}
+		n, err := benchNotices(addr, ndir)
+		if err != nil {
+			return fmt.Errorf("case notices: %w", err)
+		}
+		notices = &n
+	}
 	if *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return enc.Encode(struct {
+			Cases   []benchResult  `json:"cases"`
+			Notices *noticeLatency `json:"notices,omitempty"`
+		}{results, notices})
 	}
-	printBench(os.Stdout, results, *partitions)
+	if len(results) > 0 {
+		printBench(os.Stdout, results, *partitions)
+	}
+	if notices != nil {
+		notices.print(os.Stdout)
+	}
 	return nil
 }
 
