@@ -50,7 +50,7 @@ bench: build
 
 # The long crash loops.
 soak:
-	SLUICE_SOAK=1 $(GO) test -timeout 120m -run 'Crash' -v ./integration/
+	SLUICE_SOAK=1 $(GO) test -timeout 120m -run 'Crash|PartitionNotices' -v ./integration/
 
 clean:
 	rm -rf bin sluice-demo
