@@ -365,6 +365,9 @@ var badConfigs = map[string][]string{
 	"empty":                                 {"empty"},
 	"match_header_and_field":                {"streams[0].match:", "streams[0].match.value:"},
 	"export_protobuf_incomplete":            {"streams[0].export.protobuf:", "streams[0].export.protobuf.message:"},
+	"notify_problems": {"streams[0].table.notify:", "streams[0].table.notify.delay:", "streams[0].table.notify.targets[0].topic:",
+		"streams[0].table.notify.targets[1].url:", "streams[0].table.notify.targets[2].type:",
+		"streams[1].watermark.idle_timeout:", "streams[1].late.table:", "streams[1].late.policy:"},
 	"many_problems": {
 		"memory_budget:", "kafka.brokers[0]:", "kafka.start_offset:", "kafka.sasl.username:",
 		"catalog.type:", "catalog.uri:", "catalog.warehouse:", "checkpoint.interval:",
