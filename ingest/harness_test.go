@@ -127,6 +127,7 @@ type streamOptions struct {
 	startPositions  checkpoint.Positions
 	startCheckpoint int64
 	etl             etl.Config // none when zero
+	late            *memTable  // late.policy table's rows
 }
 
 // newStream wires a stream to the env's recorders. The pipeline config may
@@ -151,6 +152,7 @@ func (e *env) newStream(o streamOptions) *Stream {
 		NewWriter: func(worker int) (TableWriter, error) {
 			return &memWriter{worker: worker, table: table, layout: out}, nil
 		},
+		NewLateWriter:  lateWriter(o.late, out),
 		StartPositions: o.startPositions, StartCheckpoint: o.startCheckpoint,
 		Committer: e.committer, DeadLetters: e.dead,
 		KafkaOpts: []kgo.Opt{
@@ -168,6 +170,15 @@ func (e *env) newStream(o streamOptions) *Stream {
 	}
 	e.committer.setStream(s)
 	return s
+}
+
+func lateWriter(late *memTable, out *schema.Layout) func(int) (TableWriter, error) {
+	if late == nil {
+		return nil
+	}
+	return func(worker int) (TableWriter, error) {
+		return &memWriter{worker: worker, table: late, layout: out}, nil
+	}
 }
 
 // running is a stream whose Run is under way.

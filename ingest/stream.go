@@ -174,7 +174,8 @@ var ErrAssignmentChanged = errors.New("partitions were revoked from this daemon 
 func NewStream(opts Options) (*Stream, error) {
 	switch {
 	case opts.Pipeline == nil, opts.Input == nil, opts.Output == nil, opts.Partitioner == nil,
-		opts.NewWriter == nil, opts.Committer == nil, opts.DeadLetters == nil, opts.Metrics == nil:
+		opts.NewWriter == nil, opts.Committer == nil, opts.DeadLetters == nil, opts.Metrics == nil,
+		opts.Stream.Late.Policy == "table" && opts.NewLateWriter == nil:
 		return nil, errors.New("ingest: incomplete stream options")
 	}
 	if opts.Logger == nil {

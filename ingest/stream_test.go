@@ -765,3 +765,60 @@ func TestStreamAlignsPartitions(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestStreamLatePolicies: records older than the announced time are dropped
+// and counted with late.policy drop, written to the late writer with
+// policy table, and written as usual with append; their event time still
+// counts toward the partition's progress.
+func TestStreamLatePolicies(t *testing.T) {
+	for _, policy := range []string{"append", "drop", "table"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, 1)
+			e.pipeline.Streams[0].Late = config.Late{Policy: policy}
+			e.produceRange(0, 0, 10, 0) // ts = baseMillis + n
+			late := &memTable{}
+			o := streamOptions{}
+			if policy == "table" {
+				o.late = late
+			}
+			s := e.newStream(o)
+			// Records with n < 4 belong to announced time.
+			s.SetLateBefore((baseMillis + 4) * 1000)
+			r := e.run(s)
+			acks := e.committer.waitPositions(t, checkpoint.Positions{}, checkpoint.Positions{e.topic: {0: 10}})
+			if err := r.stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			counts, _ := sumCounts(acks)
+			wantWritten, wantLate := int64(6), int64(4)
+			if policy == "append" {
+				wantWritten, wantLate = 10, 0
+			}
+			if counts.Written != wantWritten || counts.Late != wantLate || counts.Read != 10 {
+				t.Errorf("counts %+v, want %d written and %d late of 10", counts, wantWritten, wantLate)
+			}
+			if got := len(e.table.snapshot()); int64(got) != wantWritten {
+				t.Errorf("%d rows in the table, want %d", got, wantWritten)
+			}
+			wantInLate := 0
+			if policy == "table" {
+				wantInLate = 4
+			}
+			if got := len(late.snapshot()); got != wantInLate {
+				t.Errorf("%d rows in the late table, want %d", got, wantInLate)
+			}
+			var marks int
+			for _, a := range acks {
+				for _, m := range a.Marks {
+					marks++
+					if m.MaxEventTime != (baseMillis+9)*1000 {
+						t.Errorf("partition mark %v, want the last record's event time", m)
+					}
+				}
+			}
+			if marks == 0 {
+				t.Error("no partition marks reported")
+			}
+		})
+	}
+}
