@@ -19,6 +19,8 @@ import (
 	"github.com/sluicehq/sluice/ingest/parse"
 )
 
+// exportConfig re-exports a stream's ETL output; {{export}} is the
+// format's part of the export section and {{drop}} what the ETL leaves out.
 const exportConfig = `
 writer:
   workers: 2
@@ -36,14 +38,16 @@ streams:
       - {name: geo, type: "struct<country:string,lat:float64>"}
     etl:
       filter: kind != "buy"
+      drop: {{drop}}
       columns:
         - {name: big, expr: "user > 500"}
     export:
       topic: events-clean
       key: id
+{{export}}
 `
 
-const exportProto = `syntax = "proto3";
+const cleanProto = `syntax = "proto3";
 package acme.v1;
 import "google/protobuf/timestamp.proto";
 message CleanEvent {
@@ -59,37 +63,15 @@ message CleanEvent {
 }
 `
 
-// exportProtoConfig exports the same rows as protobuf; amount, a decimal
-// the message has no field for, is dropped.
-const exportProtoConfig = `
-writer:
-  workers: 2
-streams:
-  - name: events
-    topics: [events]
-    event_time: ts
-    columns:
-      - {name: id, type: string, required: true}
-      - {name: ts, type: timestamptz(ms), required: true}
-      - {name: user, type: int64}
-      - {name: kind, type: string}
-      - {name: amount, type: "decimal(12,2)"}
-      - {name: tags, type: "list<string>"}
-      - {name: geo, type: "struct<country:string,lat:float64>"}
-    etl:
-      filter: kind != "buy"
-      drop: [amount]
-      columns:
-        - {name: big, expr: "user > 500"}
-    export:
-      topic: events-clean
-      key: id
-      format: protobuf
+// exportProto exports the rows as protobuf; amount, a decimal the message
+// has no field for, is dropped.
+var exportProto = []string{"{{drop}}", "[amount]", "{{export}}", `      format: protobuf
       protobuf:
         message: acme.v1.CleanEvent
         proto_files: [{{dir}}/clean.proto]
-        import_paths: [{{dir}}]
-`
+        import_paths: [{{dir}}]`}
+
+var exportJSON = []string{"{{drop}}", "[]", "{{export}}", ""}
 
 // exportedJSON reads the id of a row exported as JSON.
 func exportedJSON(t *testing.T, _ *env, value []byte) string {
@@ -142,28 +124,29 @@ func TestExportCrashLoop(t *testing.T) {
 		t.Skip("runs the real binary many times")
 	}
 	tests := []struct {
-		name, config string
-		kills        int
-		id           func(t *testing.T, e *env, value []byte) string
+		name   string
+		format []string // replacements in exportConfig
+		kills  int
+		id     func(t *testing.T, e *env, value []byte) string
 	}{
-		{"json", exportConfig, 10, exportedJSON},
-		{"protobuf", exportProtoConfig, 5, exportedProto},
+		{"json", exportJSON, 10, exportedJSON},
+		{"protobuf", exportProto, 5, exportedProto},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { exportCrashLoop(t, tt.config, tt.kills, tt.id) })
+		t.Run(tt.name, func(t *testing.T) { exportCrashLoop(t, tt.format, tt.kills, tt.id) })
 	}
 }
 
-func exportCrashLoop(t *testing.T, config string, kills int, exportedID func(t *testing.T, e *env, value []byte) string) {
+func exportCrashLoop(t *testing.T, format []string, kills int, exportedID func(t *testing.T, e *env, value []byte) string) {
 	total := 30_000
 	if os.Getenv("SLUICE_SOAK") != "" {
 		total, kills = 500_000, 40
 	}
 	e := newEnv(t, 4, "events", "events-clean")
-	if err := os.WriteFile(filepath.Join(e.dir, "clean.proto"), []byte(exportProto), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(e.dir, "clean.proto"), []byte(cleanProto), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := e.writePipeline(config)
+	cfg := e.writePipeline(exportConfig, format...)
 
 	produced := produceDuring(t, e.addr, "events", total, 1000, 50*time.Millisecond, 150*time.Millisecond)
 	e.killLoop(cfg, kills, 300*time.Millisecond, 2500*time.Millisecond, nil)

@@ -133,9 +133,11 @@ dead_letter:
 // {{dir}} and the extra old, new pairs replaced, as the test's pipeline.yaml.
 func (e *env) writePipeline(body string, replace ...string) string {
 	e.t.Helper()
-	r := strings.NewReplacer(append([]string{"{{broker}}", e.addr, "{{dir}}", e.dir}, replace...)...)
+	// The extra pairs first: their new text may hold {{dir}} too.
+	text := strings.NewReplacer(replace...).Replace(pipelineHeader + body)
+	text = strings.NewReplacer("{{broker}}", e.addr, "{{dir}}", e.dir).Replace(text)
 	path := filepath.Join(e.dir, "pipeline.yaml")
-	if err := os.WriteFile(path, []byte(r.Replace(pipelineHeader+body)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	return path
