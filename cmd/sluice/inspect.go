@@ -73,13 +73,8 @@ func inspectCmd(args []string, out io.Writer) (err error) {
 	if *nsnap < 0 {
 		return fmt.Errorf("--snapshots %d: must be 0 or more", *nsnap)
 	}
-	cfg, source, err := inspectCatalogConfig(*dir, *path)
-	if err != nil {
-		return err
-	}
-
 	ctx := context.Background()
-	cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg)
+	cat, source, closeCat, err := openInspectCatalog(ctx, *dir, *path)
 	if err != nil {
 		return err
 	}
@@ -107,6 +102,20 @@ func inspectCmd(args []string, out io.Writer) (err error) {
 		return writeJSON(out, view)
 	}
 	return view.write(out)
+}
+
+// openInspectCatalog opens, to read only, the catalog of a demo directory
+// or of a pipeline config; source names it for the output.
+func openInspectCatalog(ctx context.Context, dir, path string) (catalog.Catalog, string, func() error, error) {
+	cfg, source, err := inspectCatalogConfig(dir, path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cat, source, closeCat, nil
 }
 
 // parseInterspersed parses flags given after positional arguments too

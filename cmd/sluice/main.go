@@ -29,6 +29,7 @@ Usage:
   sluice inspect (--dir DIR | -c pipeline.yaml) [table] show tables, snapshots and partitions
   sluice partitions (--dir DIR | -c pipeline.yaml) [table]
                                                         show time partitions: open, ready, empty, updated
+  sluice compact (--dir DIR | -c pipeline.yaml) table   merge a table's small files
   sluice bench [--events N]                             measure fetch, decode+encode and the full pipeline
 
 Run "sluice <command> -h" for a command's flags.
@@ -52,6 +53,8 @@ func main() {
 		err = inspectCmd(args, os.Stdout)
 	case "partitions":
 		err = partitionsCmd(args, os.Stdout)
+	case "compact":
+		err = compactCmd(args, os.Stdout)
 	case "bench":
 		err = benchCmd(args)
 	case "help", "-h", "--help":

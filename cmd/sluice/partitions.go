@@ -40,12 +40,8 @@ func partitionsCmd(args []string, out io.Writer) (err error) {
 	if len(positional) > 1 {
 		return fmt.Errorf("want at most one table, got %s", strings.Join(positional, " "))
 	}
-	cfg, _, err := inspectCatalogConfig(*dir, *path)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg)
+	cat, _, closeCat, err := openInspectCatalog(ctx, *dir, *path)
 	if err != nil {
 		return err
 	}

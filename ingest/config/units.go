@@ -85,6 +85,16 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
 
 // String renders the size in the largest binary unit that divides it.
+// Set parses a flag value, as flag.Value.
+func (b *ByteSize) Set(s string) error {
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
 func (b ByteSize) String() string {
 	for _, u := range []struct {
 		s string

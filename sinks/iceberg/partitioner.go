@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
 	"github.com/twmb/murmur3"
 
@@ -270,3 +271,24 @@ type partRecord []any
 func (r partRecord) Size() int        { return len(r) }
 func (r partRecord) Get(i int) any    { return r[i] }
 func (r partRecord) Set(i int, v any) { r[i] = v }
+
+// PartitionExprs returns the table.partition expressions of a table's
+// current spec, e.g. ["hour(ts)", "bucket(4, user)"].
+func PartitionExprs(tbl *table.Table) ([]string, error) {
+	spec, sch := tbl.Spec(), tbl.Schema()
+	var out []string
+	for i := range spec.NumFields() {
+		f := spec.Field(i)
+		col, ok := sch.FindColumnName(f.SourceID())
+		if !ok {
+			return nil, fmt.Errorf("partition field %s: no column with id %d", f.Name, f.SourceID())
+		}
+		switch t := f.Transform.(type) {
+		case iceberg.BucketTransform:
+			out = append(out, fmt.Sprintf("bucket(%d, %s)", t.NumBuckets, col))
+		default:
+			out = append(out, fmt.Sprintf("%s(%s)", f.Transform.String(), col))
+		}
+	}
+	return out, nil
+}

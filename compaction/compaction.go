@@ -1,0 +1,333 @@
+// Package compaction merges a table's small data files into files near the
+// target size and commits the merge as one rewrite snapshot, so readers at
+// any snapshot see every row exactly once.
+package compaction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	icebergio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sluicehq/sluice/ingest/schema"
+	ice "github.com/sluicehq/sluice/sinks/iceberg"
+)
+
+// Defaults.
+const (
+	DefaultTargetFileSize = 256 << 20
+	// smallShare: a file under this share of the target is small.
+	smallShare = 0.75
+)
+
+// Options configure a merge.
+type Options struct {
+	// TargetFileSize is the size merged files roll at (default 256 MiB).
+	TargetFileSize int64
+	// MinFiles is the fewest small files of a partition worth merging
+	// (default 2).
+	MinFiles int
+	// Writer names and tunes the merged files (Worker, RunID, codec,
+	// row group size).
+	Writer ice.WriterOptions
+}
+
+func (o Options) withDefaults() Options {
+	if o.TargetFileSize <= 0 {
+		o.TargetFileSize = DefaultTargetFileSize
+	}
+	if o.MinFiles < 2 {
+		o.MinFiles = 2
+	}
+	o.Writer.TargetFileSize = o.TargetFileSize
+	return o
+}
+
+// Partition is a table partition's current data files.
+type Partition struct {
+	Path  string // e.g. ts_hour=2026-11-23-07; "" unpartitioned
+	Files []iceberg.DataFile
+}
+
+// Partitions lists the data files of tbl's current snapshot by partition
+// path, keeping those whose path passes keep (nil: all). Files with
+// deletes against them are left out: merging them would need the deletes
+// applied.
+func Partitions(ctx context.Context, tbl *table.Table, keep func(path string) bool) ([]Partition, error) {
+	if tbl.CurrentSnapshot() == nil {
+		return nil, nil
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	spec, sch := tbl.Spec(), tbl.Schema()
+	byPath := map[string]*Partition{}
+	var order []string
+	seen := map[string]bool{} // a large file is planned as several tasks
+	for _, t := range tasks {
+		if len(t.DeleteFiles) > 0 || len(t.EqualityDeleteFiles) > 0 || len(t.DeletionVectorFiles) > 0 || seen[t.File.FilePath()] {
+			continue
+		}
+		seen[t.File.FilePath()] = true
+		path := partitionPath(spec, sch, t.File)
+		if keep != nil && !keep(path) {
+			continue
+		}
+		p := byPath[path]
+		if p == nil {
+			p = &Partition{Path: path}
+			byPath[path] = p
+			order = append(order, path)
+		}
+		p.Files = append(p.Files, t.File)
+	}
+	slices.Sort(order)
+	out := make([]Partition, len(order))
+	for i, path := range order {
+		out[i] = *byPath[path]
+	}
+	return out, nil
+}
+
+type record []any
+
+func (r record) Size() int        { return len(r) }
+func (r record) Get(i int) any    { return r[i] }
+func (r record) Set(i int, v any) { r[i] = v }
+
+func partitionPath(spec iceberg.PartitionSpec, sch *iceberg.Schema, f iceberg.DataFile) string {
+	if spec.NumFields() == 0 {
+		return ""
+	}
+	vals := f.Partition()
+	rec := make(record, spec.NumFields())
+	for i := range spec.NumFields() {
+		rec[i] = vals[spec.Field(i).FieldID]
+	}
+	return spec.PartitionToPath(rec, sch)
+}
+
+// Plan groups a partition's small files for merging: each group's files
+// together come near the target size (a group may fall short, never over
+// by more than one file). Files already near the target are left alone, and
+// so is a partition with fewer than MinFiles small files.
+func Plan(files []iceberg.DataFile, opts Options) [][]iceberg.DataFile {
+	opts = opts.withDefaults()
+	var small []iceberg.DataFile
+	for _, f := range files {
+		if float64(f.FileSizeBytes()) < smallShare*float64(opts.TargetFileSize) {
+			small = append(small, f)
+		}
+	}
+	if len(small) < opts.MinFiles {
+		return nil
+	}
+	// Oldest names first keeps merged files in time order.
+	slices.SortFunc(small, func(a, b iceberg.DataFile) int { return strings.Compare(a.FilePath(), b.FilePath()) })
+	var groups [][]iceberg.DataFile
+	var cur []iceberg.DataFile
+	var size int64
+	for _, f := range small {
+		cur = append(cur, f)
+		if size += f.FileSizeBytes(); size >= opts.TargetFileSize {
+			groups = append(groups, cur)
+			cur, size = nil, 0
+		}
+	}
+	if len(cur) > 1 {
+		groups = append(groups, cur)
+	}
+	return groups
+}
+
+// Merger rewrites groups of one table's files. Rows are copied as they are
+// (no sort order is applied), through a writer with the table's layout and
+// partitioning, so the merged files carry the same partition values and
+// column metrics as any the pipeline writes.
+type Merger struct {
+	tbl    *table.Table
+	layout *schema.Layout
+	part   *ice.Partitioner
+	fs     icebergio.IO
+	opts   Options
+}
+
+// NewMerger prepares merging files of tbl written with layout (the columns
+// the stream writes) under the table's partitioning exprs.
+func NewMerger(ctx context.Context, tbl *table.Table, layout *schema.Layout, partition []string, opts Options) (*Merger, error) {
+	part, err := ice.NewPartitioner(partition, layout)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("table %s file io: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	return &Merger{tbl: tbl, layout: layout, part: part, fs: fs, opts: opts.withDefaults()}, nil
+}
+
+// ErrOtherSchema marks a file written with other columns than the merger's
+// layout (an older schema version); such files are left as they are.
+var ErrOtherSchema = errors.New("file has other columns than the table's writers")
+
+// Merge reads every row of group and writes them into new files near the
+// target size. It returns the files merged (those of other schemas are left
+// out of the merge) and the files written. Nothing is committed: until a
+// snapshot references them the new files are orphans, removed at the next
+// start if the merge is not committed.
+func (m *Merger) Merge(ctx context.Context, group []iceberg.DataFile) (merged, written []iceberg.DataFile, err error) {
+	w, err := ice.NewWriter(ctx, m.tbl, m.layout, m.part, m.opts.Writer)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
+	const batch = 1024
+	rows := make([]parquet.Row, batch)
+	var key []byte
+	for _, f := range group {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		n, err := m.copyFile(f, w, rows, &key)
+		if errors.Is(err, ErrOtherSchema) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("merge %s: %w", f.FilePath(), err)
+		}
+		if n != f.Count() {
+			return nil, nil, fmt.Errorf("merge %s: read %d rows, the manifest says %d", f.FilePath(), n, f.Count())
+		}
+		merged = append(merged, f)
+	}
+	if len(merged) < 2 {
+		w.Abort()
+		return nil, nil, nil
+	}
+	written, _, err = w.Seal()
+	if err != nil {
+		return nil, nil, err
+	}
+	return merged, written, nil
+}
+
+func (m *Merger) copyFile(f iceberg.DataFile, w *ice.Writer, rows []parquet.Row, key *[]byte) (int64, error) {
+	in, err := m.fs.Open(f.FilePath())
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	ra, ok := in.(io.ReaderAt)
+	if !ok {
+		return 0, fmt.Errorf("file io %T cannot read at offsets", in)
+	}
+	pf, err := parquet.OpenFile(ra, f.FileSizeBytes())
+	if err != nil {
+		return 0, err
+	}
+	if !sameColumns(pf.Schema(), m.layout.Parquet) {
+		return 0, ErrOtherSchema
+	}
+	var n int64
+	for _, rg := range pf.RowGroups() {
+		rr := rg.Rows()
+		for {
+			k, err := rr.ReadRows(rows)
+			for _, row := range rows[:k] {
+				*key = m.part.AppendKey((*key)[:0], row)
+				if err := w.Write(*key, row, 0); err != nil {
+					rr.Close()
+					return n, err
+				}
+			}
+			n += int64(k)
+			// The writer keeps rows until Flush; the next read reuses them.
+			if ferr := w.Flush(); ferr != nil {
+				rr.Close()
+				return n, ferr
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rr.Close()
+				return n, err
+			}
+		}
+		rr.Close()
+	}
+	return n, nil
+}
+
+// sameColumns compares two Parquet schemas leaf by leaf, names of the
+// messages aside.
+func sameColumns(a, b *parquet.Schema) bool {
+	body := func(s *parquet.Schema) string {
+		text := s.String()
+		if i := strings.IndexByte(text, '{'); i >= 0 {
+			return text[i:]
+		}
+		return text
+	}
+	return body(a) == body(b)
+}
+
+// commitAttempts bounds the retries of a rewrite that keeps losing to
+// other commits.
+const commitAttempts = 20
+
+// Commit replaces merged by written in one rewrite (replace) snapshot
+// carrying props. A commit that loses to another (a concurrent append) is
+// retried on the reloaded table: the files merged are still there after an
+// append, so the rewrite stays valid. One whose files were removed
+// meanwhile fails its validation and is not retried.
+func Commit(ctx context.Context, load func(context.Context) (*table.Table, error), tbl *table.Table,
+	merged, written []iceberg.DataFile, props iceberg.Properties) (*table.Table, error) {
+	name := strings.Join(tbl.Identifier(), ".")
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		tx := tbl.NewTransaction()
+		rw := tx.NewRewrite(props)
+		for _, f := range merged {
+			rw.DeleteFile(f)
+		}
+		for _, f := range written {
+			rw.AddDataFile(f)
+		}
+		if err := rw.Commit(ctx); err != nil {
+			return nil, fmt.Errorf("stage rewrite of %s: %w", name, err)
+		}
+		next, err := tx.Commit(ctx)
+		if err == nil {
+			return next, nil
+		}
+		// The SQL catalog reports a moved branch as a plain error, not as
+		// table.ErrCommitFailed: every failed commit is retried, a bounded
+		// number of times.
+		if attempt == commitAttempts || ctx.Err() != nil {
+			return nil, fmt.Errorf("commit rewrite of %s (attempt %d): %w", name, attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		if tbl, err = load(ctx); err != nil {
+			return nil, fmt.Errorf("reload %s: %w", name, err)
+		}
+	}
+}
