@@ -32,6 +32,7 @@ streams:
     table:
       name: it.events
       partition: ["hour(ts)"]
+      compaction: {}
       notify:
         targets:
           - {type: kafka, topic: notices}
@@ -49,6 +50,7 @@ type notice struct {
 	End        time.Time `json:"end"`
 	SnapshotID int64     `json:"snapshot_id"`
 	Records    int64     `json:"records"`
+	Files      int64     `json:"files"`
 	Watermark  time.Time `json:"watermark"`
 }
 
@@ -260,6 +262,11 @@ func partitionNotices(t *testing.T, policy string) {
 				t.Errorf("%s %s: table holds %d records of it at snapshot %d, notice says %d, producer wrote %d",
 					n.Kind, n.Path, counts[k], n.SnapshotID, n.Records, want)
 			}
+			// Compacted before it was announced: one file, as many as the
+			// notice says.
+			if files := hourFiles(t, tbl, n.SnapshotID, n.Path); n.Kind == "ready" && (files != 1 || n.Files != 1) {
+				t.Errorf("ready %s: %d files at snapshot %d, notice says %d; want 1 (compacted)", n.Path, files, n.SnapshotID, n.Files)
+			}
 		case "updated":
 			if _, ok := announced[n.Path]; !ok || k != 1 || policy != "append" {
 				t.Errorf("updated notice %s for a partition not announced or without late data", n.ID)
@@ -365,4 +372,20 @@ func hourCounts(t *testing.T, tbl *table.Table, snapshot int64) map[int]int64 {
 		counts[k] += int64(n)
 	}
 	return counts
+}
+
+// hourFiles counts a snapshot's data files in a partition directory.
+func hourFiles(t *testing.T, tbl *table.Table, snapshot int64, path string) int {
+	t.Helper()
+	tasks, err := tbl.Scan(table.WithSnapshotID(snapshot)).PlanFiles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		if strings.Contains(task.File.FilePath(), "/"+path+"/") {
+			seen[task.File.FilePath()] = true
+		}
+	}
+	return len(seen)
 }

@@ -22,6 +22,9 @@ type Slicing struct {
 	FieldID int
 	// Unit is "hour", "day", "month" or "year".
 	Unit string
+	// Compact holds each due slice that has data in State.Closing until
+	// its files were merged; Release then announces it.
+	Compact bool
 }
 
 // Of returns the ordinal of the slice holding the time us (microseconds
@@ -128,6 +131,9 @@ type State struct {
 	// Slices holds the data committed per slice: every slice not yet
 	// announced and the latest announced ones.
 	Slices map[int64]Stats `json:"slices,omitempty"`
+	// Closing are due slices waiting for their compaction (Slicing.Compact)
+	// before they are announced.
+	Closing []int64 `json:"closing,omitempty"`
 	// Notices are the notices the commit holding this state made due: the
 	// history of a table's announcements, one commit at a time.
 	Notices []Notice `json:"notices,omitempty"`
@@ -159,6 +165,9 @@ func (s Slicing) Advance(st *State, added map[int64]Stats, wm int64, delay time.
 		st.Slices[ord] = total
 		if a.Records == 0 || !st.Started || ord >= st.Through {
 			continue
+		}
+		if slices.Contains(st.Closing, ord) {
+			continue // announced with these rows once compacted
 		}
 		if st.Announced {
 			out = append(out, s.notice(Updated, ord, total, st.Watermark))
@@ -193,19 +202,41 @@ func (s Slicing) Advance(st *State, added map[int64]Stats, wm int64, delay time.
 		}
 		kind := Ready
 		stats := st.Slices[st.Through]
-		if stats.Records == 0 {
-			kind = Empty
+		switch {
+		case stats.Records == 0:
+			out = append(out, s.notice(Empty, st.Through, stats, st.Watermark))
+		case s.Compact:
+			st.Closing = append(st.Closing, st.Through)
+		default:
+			out = append(out, s.notice(kind, st.Through, stats, st.Watermark))
 		}
-		out = append(out, s.notice(kind, st.Through, stats, st.Watermark))
 		st.Through++
 		st.Announced = true
 	}
 	for ord := range st.Slices {
-		if ord < st.Through-keepAnnounced {
+		if ord < st.Through-keepAnnounced && !slices.Contains(st.Closing, ord) {
 			delete(st.Slices, ord)
 		}
 	}
 	return out
+}
+
+// Release ends the wait of a closing slice whose files were merged, now
+// files of them, and returns its ready notice; false if the slice was not
+// closing.
+func (s Slicing) Release(st *State, ord, files int64) (Notice, bool) {
+	i := slices.Index(st.Closing, ord)
+	if i < 0 {
+		return Notice{}, false
+	}
+	st.Closing = slices.Delete(slices.Clone(st.Closing), i, i+1)
+	stats := st.Slices[ord]
+	stats.Files = files
+	if st.Slices == nil {
+		st.Slices = map[int64]Stats{}
+	}
+	st.Slices[ord] = stats
+	return s.notice(Ready, ord, stats, st.Watermark), true
 }
 
 func (s Slicing) notice(kind Kind, ord int64, stats Stats, wm int64) Notice {

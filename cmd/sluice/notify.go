@@ -12,7 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	iceberggo "github.com/apache/iceberg-go"
+
+	"github.com/sluicehq/sluice/compaction"
 	"github.com/sluicehq/sluice/ingest/config"
+	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/partition"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 )
@@ -24,19 +28,27 @@ const noticeFlushTimeout = 5 * time.Second
 
 // announcing builds a table's watermark policy and, with table.notify, its
 // notice targets and their notifier.
-func (p *pipeline) announcing(sc config.Stream, tbl *table.Table) (iceberg.Announcing, *partition.Notifier, error) {
+func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.Layout) (iceberg.Announcing, *partition.Notifier, error) {
 	ann := iceberg.Announcing{Watermark: sc.Watermark.Policy()}
 	n := sc.Table.Notify
-	if n == nil {
+	if n == nil && sc.Table.Compaction == nil {
 		return ann, nil, nil
 	}
 	idx, unit, err := sc.TimePartition()
 	if err != nil {
-		return ann, nil, fmt.Errorf("table.notify: %w", err)
+		return ann, nil, fmt.Errorf("table: %w", err)
 	}
 	spec := tbl.Spec()
 	pf := spec.Field(idx)
 	ann.Slicing = partition.Slicing{Field: pf.Name, FieldID: pf.FieldID, Unit: unit}
+	if sc.Table.Compaction != nil {
+		if ann.Compactor, err = p.compactor(sc, tbl, out); err != nil {
+			return ann, nil, err
+		}
+	}
+	if n == nil {
+		return ann, nil, nil
+	}
 	ann.Delay = n.Delay.D()
 	name := sc.Name
 	ann.LateBefore = func(us int64) {
@@ -132,4 +144,46 @@ func (r *streamRun) run(ctx context.Context) error {
 		err = nerr
 	}
 	return err
+}
+
+// compactor merges a stream's closing partitions with the stream's own
+// layout and partitioning, so files of older column sets stay as they are.
+func (p *pipeline) compactor(sc config.Stream, tbl *table.Table, out *schema.Layout) (iceberg.Compactor, error) {
+	c := sc.Table.Compaction
+	target := int64(c.TargetFileSize)
+	if target == 0 {
+		target = int64(p.cfg.Writer.TargetFileSize)
+	}
+	opts := compaction.Options{TargetFileSize: target, MinFiles: c.MinFiles, Writer: iceberg.WriterOptions{
+		Worker: compactionWorker, RunID: p.runID, Compression: p.cfg.Writer.Compression,
+		RowGroupSize: int64(p.cfg.Writer.RowGroupSize), MaxOpenFiles: 1,
+	}}
+	m, err := compaction.NewMerger(context.Background(), tbl, out, sc.Table.Partition, opts)
+	if err != nil {
+		return nil, fmt.Errorf("table.compaction: %w", err)
+	}
+	return partitionCompactor{m: m, opts: opts}, nil
+}
+
+// compactionWorker numbers merged files' names apart from the workers'.
+const compactionWorker = 999
+
+type partitionCompactor struct {
+	m    *compaction.Merger
+	opts compaction.Options
+}
+
+func (pc partitionCompactor) Compact(ctx context.Context, tbl *table.Table, path string) (merged, written []iceberggo.DataFile, err error) {
+	parts, err := compaction.Partitions(ctx, tbl, func(p string) bool { return p == path })
+	if err != nil || len(parts) == 0 {
+		return nil, nil, err
+	}
+	for _, g := range compaction.Plan(parts[0].Files, pc.opts) {
+		mf, wf, err := pc.m.Merge(ctx, g)
+		if err != nil {
+			return nil, nil, err
+		}
+		merged, written = append(merged, mf...), append(written, wf...)
+	}
+	return merged, written, nil
 }

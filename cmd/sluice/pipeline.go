@@ -239,7 +239,7 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	}
 	p.log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
 		"partitions", state.Positions.Count())
-	ann, notifier, err := p.announcing(sc, tbl)
+	ann, notifier, err := p.announcing(sc, tbl, outLayout)
 	if err != nil {
 		return nil, err
 	}

@@ -378,6 +378,20 @@ type Table struct {
 	// passed it; the table must be partitioned by hour, day, month or year
 	// of the event-time column.
 	Notify *Notify `yaml:"notify"`
+	// Compaction merges each time partition's small files once the
+	// watermark passed it (before it is announced); same partitioning
+	// requirement as Notify.
+	Compaction *Compaction `yaml:"compaction"`
+}
+
+// Compaction merges small files inside the running pipeline.
+type Compaction struct {
+	// TargetFileSize is the size merged files roll at (default
+	// writer.target_file_size).
+	TargetFileSize ByteSize `yaml:"target_file_size"`
+	// MinFiles is the fewest small files of a partition worth merging
+	// (default 2).
+	MinFiles int `yaml:"min_files"`
 }
 
 // Load reads, expands ${ENV} references in, decodes, defaults and validates
@@ -1002,6 +1016,14 @@ func (s *Stream) validate(path string) []error {
 	for i, expr := range s.Table.Partition {
 		if _, err := ParsePartitionField(expr, out); err != nil {
 			bad(fmt.Sprintf("table.partition[%d]", i), "%v", err)
+		}
+	}
+	if s.Table.Compaction != nil {
+		if _, _, err := s.TimePartition(); err != nil {
+			bad("table.compaction", "%v", err)
+		}
+		if c := s.Table.Compaction; c.MinFiles < 0 || c.TargetFileSize < 0 {
+			bad("table.compaction", "min_files and target_file_size cannot be negative")
 		}
 	}
 	if s.Table.Notify != nil {

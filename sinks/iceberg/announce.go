@@ -52,6 +52,9 @@ type Announcing struct {
 	LateBefore func(us int64)
 	// LateTable takes the late rows (late.policy table); nil otherwise.
 	LateTable *table.Table
+	// Compactor merges each time partition's files once the watermark
+	// passed it, before it is announced; nil: no compaction. Needs Slicing.
+	Compactor Compactor
 }
 
 func (a Announcing) notices() bool { return a.Slicing.Unit != "" }
@@ -64,10 +67,13 @@ type announceState struct {
 
 	mu        sync.Mutex
 	delivered map[string]bool // notice ids delivered since the last commit
+
+	queued map[int64]bool // closing slices handed to the compactor (committer goroutine only)
 }
 
 func newAnnounceState(cfg Announcing, st State, now time.Time) *announceState {
-	a := &announceState{cfg: cfg, marks: map[watermark.Key]watermark.Partition{}, state: st.Notify, delivered: map[string]bool{}}
+	cfg.Slicing.Compact = cfg.Compactor != nil
+	a := &announceState{cfg: cfg, marks: map[watermark.Key]watermark.Partition{}, state: st.Notify, delivered: map[string]bool{}, queued: map[int64]bool{}}
 	if !st.Notify.Started && st.Notify.Watermark == 0 {
 		a.state.Watermark = watermark.None
 	}
@@ -120,6 +126,7 @@ func (a *announceState) prepare(tableName, pipeline, stream string, cp checkpoin
 	wm := a.cfg.Watermark.Stream(a.marks, now, a.state.Watermark)
 	next := a.state
 	next.Slices = maps.Clone(a.state.Slices)
+	next.Closing = slices.Clone(a.state.Closing)
 	a.mu.Lock()
 	next.Undelivered = slices.DeleteFunc(slices.Clone(a.state.Undelivered), func(n partition.Notice) bool { return a.delivered[n.ID] })
 	a.mu.Unlock()
@@ -147,27 +154,38 @@ func (a *announceState) prepare(tableName, pipeline, stream string, cp checkpoin
 	} else {
 		next.Watermark = max(next.Watermark, wm)
 	}
-	p := pending{next: next, due: due, props: iceberg.Properties{
+	return pending{next: next, due: due, props: a.summary(next), tableProp: a.readyProps(due)}
+}
+
+// summary is the event-time part of a commit's snapshot summary.
+func (a *announceState) summary(next partition.State) iceberg.Properties {
+	props := iceberg.Properties{
 		PropWatermark:  strconv.FormatInt(next.Watermark, 10),
 		PropEventTimes: a.eventTimes().Encode(),
-	}}
+	}
 	if a.cfg.notices() {
 		raw, _ := json.Marshal(next) // plain data always marshals
-		p.props[PropNotify] = string(raw)
+		props[PropNotify] = string(raw)
 	}
-	if a.cfg.Property {
-		for _, n := range slices.Backward(due) {
-			if n.Kind == partition.Ready || n.Kind == partition.Empty {
-				p.tableProp = iceberg.Properties{
-					PropReadyPartition: n.Path,
-					PropReadyWatermark: n.Watermark.Format(time.RFC3339Nano),
-					PropReadyAt:        n.EmittedAt.Format(time.RFC3339Nano),
-				}
-				break
+	return props
+}
+
+// readyProps are the table properties the latest ready or empty notice of
+// due sets (table_property target); nil if there is none.
+func (a *announceState) readyProps(due []partition.Notice) iceberg.Properties {
+	if !a.cfg.Property {
+		return nil
+	}
+	for _, n := range slices.Backward(due) {
+		if n.Kind == partition.Ready || n.Kind == partition.Empty {
+			return iceberg.Properties{
+				PropReadyPartition: n.Path,
+				PropReadyWatermark: n.Watermark.Format(time.RFC3339Nano),
+				PropReadyAt:        n.EmittedAt.Format(time.RFC3339Nano),
 			}
 		}
 	}
-	return p
+	return nil
 }
 
 func (a *announceState) eventTimes() checkpoint.Positions {

@@ -49,6 +49,10 @@ type Committer struct {
 	log     *slog.Logger
 	metrics committerMetrics
 
+	// jobs are closing partitions for compactLoop; compacted its results.
+	jobs      *jobQueue
+	compacted chan compactDone
+
 	mu      sync.Mutex
 	streams map[string]*tableState
 }
@@ -83,6 +87,7 @@ type committerMetrics struct {
 	lastCommit   *prometheus.GaugeVec
 	watermark    *prometheus.GaugeVec
 	notices      *prometheus.CounterVec
+	compacted    *prometheus.CounterVec
 }
 
 // NewCommitter creates the committer; tables are added with AddTable.
@@ -122,14 +127,18 @@ func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Comm
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_partitions_announced_total", Help: "Partition notices committed, by table and kind (ready, empty, updated).",
 		}, []string{"table", "kind"}),
+		compacted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_compacted_files_total", Help: "Small data files merged away by compaction, by table.",
+		}, []string{"table"}),
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(m.commits, m.failures, m.duration, m.failing, m.filesAdded, m.recordsAdded, m.lastCommit,
-			m.watermark, m.notices)
+			m.watermark, m.notices, m.compacted)
 	}
 	return &Committer{
 		opts: opts, cat: cat, acker: acker, log: opts.Logger, metrics: m,
 		in: make(chan checkpoint.DataWritten, 64), streams: map[string]*tableState{},
+		jobs: newJobQueue(), compacted: make(chan compactDone),
 	}
 }
 
@@ -152,6 +161,7 @@ func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st St
 	c.streams[stream] = ts
 	c.mu.Unlock()
 	as.resend()
+	c.queueClosing(ts)
 	if ann.LateBefore != nil && ann.notices() {
 		ann.LateBefore(ann.Slicing.LateBefore(&as.state))
 	}
@@ -195,17 +205,29 @@ func (c *Committer) Health() error {
 // Run commits checkpoints until ctx ends. It returns an error only when a
 // table's commits kept failing for longer than FailureTimeout.
 func (c *Committer) Run(ctx context.Context) error {
+	// Compaction works beside the commits, and its results are committed
+	// here between checkpoints: it never holds a checkpoint up.
+	cctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.compactLoop(cctx) }()
+	defer wg.Wait()
+	defer stop()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return nil
 		case dw := <-c.in:
-			if err := c.gather(ctx, dw); err != nil {
-				if ctx.Err() != nil {
-					return nil // stopped while retrying: the stream reports the lost checkpoint
-				}
-				return err
+			err = c.gather(ctx, dw)
+		case d := <-c.compacted:
+			err = c.finishCompaction(ctx, d)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while retrying: the stream reports the lost checkpoint
 			}
+			return err
 		}
 	}
 }
@@ -267,6 +289,7 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	}
 	st.positions = positions
 	st.announce.committed(ann, snap)
+	c.queueClosing(st)
 	for _, n := range ann.due {
 		c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
 		c.log.Info("partition announced", "table", st.name, "partition", n.Path, "kind", n.Kind,
@@ -294,9 +317,23 @@ func countRecords(files []iceberg.DataFile) int64 {
 // retrying commits files to one of a stream's tables, retrying until it
 // succeeds or the table's commits have failed for FailureTimeout.
 func (c *Committer) retrying(ctx context.Context, st *tableState, ref *tableRef, files []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
+	return c.retry(ctx, st, ref, nil, files, props, tableProps, cp)
+}
+
+// retryingRewrite commits, to the stream's own table, the replacement of
+// merged by written (a rewrite snapshot), or an empty snapshot when there
+// is nothing to replace, retrying as retrying does.
+func (c *Committer) retryingRewrite(ctx context.Context, st *tableState, merged, written []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
+	if len(merged) == 0 {
+		written = nil
+	}
+	return c.retry(ctx, st, &st.main, merged, written, props, tableProps, cp)
+}
+
+func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, replace, files []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		snap, err := c.tryCommit(ctx, st, ref, files, props, tableProps)
+		snap, err := c.tryCommit(ctx, st, ref, replace, files, props, tableProps)
 		if err == nil {
 			if !st.failing.IsZero() {
 				c.log.Info("commits recovered", "table", ref.name, "checkpoint", cp, "attempts", attempt)
@@ -334,7 +371,7 @@ func (c *Committer) retrying(ctx context.Context, st *tableState, ref *tableRef,
 // tryCommit makes one attempt. Before retrying after an error whose outcome
 // is unknown (the catalog may have applied it), it reloads the table and
 // looks for the commit token, so an ambiguous commit is never applied twice.
-func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, files []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
+func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, replace, files []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
 	if st.lastErr != nil {
 		tbl, err := c.cat.LoadTable(ctx, ref.tbl.Identifier())
 		if err != nil {
@@ -351,7 +388,16 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef
 		return 0, fmt.Errorf("stage table properties: %w", err)
 	}
 	var err error
-	if len(files) == 0 {
+	if len(replace) > 0 {
+		rw := tx.NewRewrite(props)
+		for _, f := range replace {
+			rw.DeleteFile(f)
+		}
+		for _, f := range files {
+			rw.AddDataFile(f)
+		}
+		err = rw.Commit(ctx)
+	} else if len(files) == 0 {
 		// Positions moved but every record was filtered or dead-lettered:
 		// an empty snapshot still records the progress.
 		err = tx.AddFiles(ctx, nil, props, true)

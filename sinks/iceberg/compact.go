@@ -1,0 +1,188 @@
+package iceberg
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/sluicehq/sluice/partition"
+)
+
+// Compactor merges the small files of one partition of a table: what it
+// merged and what it wrote instead (both empty when there was nothing to
+// merge). It runs in the committer's background goroutine and commits
+// nothing; the committer commits its result.
+type Compactor interface {
+	Compact(ctx context.Context, tbl *table.Table, path string) (merged, written []iceberg.DataFile, err error)
+}
+
+// compactJob is a closing slice of a stream's table to merge.
+type compactJob struct {
+	stream string
+	ord    int64
+	path   string
+}
+
+// compactDone is a merged slice, back to the committer.
+type compactDone struct {
+	compactJob
+	merged, written []iceberg.DataFile
+	err             error
+}
+
+// jobQueue hands closing slices to the compaction goroutine without ever
+// blocking the committer.
+type jobQueue struct {
+	mu     sync.Mutex
+	jobs   []compactJob
+	signal chan struct{}
+}
+
+func newJobQueue() *jobQueue { return &jobQueue{signal: make(chan struct{}, 1)} }
+
+func (q *jobQueue) push(j compactJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *jobQueue) pop(ctx context.Context) (compactJob, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.jobs) > 0 {
+			j := q.jobs[0]
+			q.jobs = q.jobs[1:]
+			q.mu.Unlock()
+			return j, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.signal:
+		case <-ctx.Done():
+			return compactJob{}, false
+		}
+	}
+}
+
+// queueClosing queues the compaction of every closing slice of a stream
+// not queued yet.
+func (c *Committer) queueClosing(st *tableState) {
+	ann := st.announce
+	if ann.cfg.Compactor == nil {
+		return
+	}
+	for _, ord := range ann.state.Closing {
+		if ann.queued[ord] {
+			continue
+		}
+		ann.queued[ord] = true
+		c.jobs.push(compactJob{stream: st.stream, ord: ord, path: ann.cfg.Slicing.Path(ord)})
+	}
+}
+
+// compactLoop merges closing slices one at a time, so compaction takes at
+// most one core beside the pipeline, and hands each result to Run.
+func (c *Committer) compactLoop(ctx context.Context) {
+	for {
+		j, ok := c.jobs.pop(ctx)
+		if !ok {
+			return
+		}
+		c.mu.Lock()
+		st := c.streams[j.stream]
+		var tbl *table.Table
+		var comp Compactor
+		if st != nil {
+			tbl, comp = st.main.tbl, st.announce.cfg.Compactor
+		}
+		c.mu.Unlock()
+		if st == nil || comp == nil {
+			continue // the stream was removed; its next start queues it again
+		}
+		d := compactDone{compactJob: j}
+		d.merged, d.written, d.err = comp.Compact(ctx, tbl, j.path)
+		select {
+		case c.compacted <- d:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// finishCompaction commits a merged slice as one rewrite snapshot that also
+// records the slice as announced, and hands its ready notice over.
+func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
+	c.mu.Lock()
+	st := c.streams[d.stream]
+	c.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	ann := st.announce
+	delete(ann.queued, d.ord)
+	if d.err != nil {
+		// The files stay as they are; the slice is announced uncompacted
+		// rather than never.
+		c.log.Warn("compaction failed; announcing the partition uncompacted", "table", st.name, "partition", d.path, "err", d.err)
+		d.merged, d.written = nil, nil
+	}
+	next := ann.state
+	next.Slices = maps.Clone(ann.state.Slices)
+	next.Notices = nil
+	files := next.Slices[d.ord].Files - int64(len(d.merged)) + int64(len(d.written))
+	n, ok := ann.cfg.Slicing.Release(&next, d.ord, files)
+	if !ok {
+		return nil
+	}
+	now := c.opts.Now()
+	cp := st.gathering.Last()
+	n.Pipeline, n.Stream, n.Table, n.Checkpoint, n.EmittedAt = c.opts.Pipeline, st.stream, st.name, cp, now.UTC()
+	n.ID = partition.NoticeID(st.name, n.Path, n.Kind, cp)
+	p := pending{next: next, due: []partition.Notice{n}}
+	p.next.Notices = p.due
+	if ann.cfg.Notify != nil {
+		p.next.Undelivered = append(slices.Clone(p.next.Undelivered), n)
+	}
+	props := ann.summary(p.next)
+	props[PropPipeline], props[PropStream] = c.opts.Pipeline, st.stream
+	props[PropCheckpoint] = strconv.FormatInt(cp, 10)
+	props[PropPositions] = st.positions.Encode()
+	props[PropCommitID] = fmt.Sprintf("%s/%s/%s/%d/compact/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp, d.ord)
+	props[PropRecords] = "0"
+	props[PropCompaction] = d.path
+	// The table property names the latest partition announced: not this
+	// one if a later one was announced while this one was merged.
+	newest := true
+	for ord := d.ord + 1; ord < next.Through; ord++ {
+		if !slices.Contains(next.Closing, ord) {
+			newest = false
+			break
+		}
+	}
+	if newest {
+		p.tableProp = ann.readyProps(p.due)
+	}
+	snap, err := c.retryingRewrite(ctx, st, d.merged, d.written, props, p.tableProp, cp)
+	if err != nil {
+		return err
+	}
+	ann.committed(p, snap)
+	c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
+	c.metrics.compacted.WithLabelValues(st.name).Add(float64(len(d.merged)))
+	c.log.Info("partition compacted and announced", "table", st.name, "partition", n.Path, "merged", len(d.merged),
+		"into", len(d.written), "records", n.Records, "snapshot", snap)
+	return nil
+}
+
+// PropCompaction names the partition a rewrite snapshot compacted.
+const PropCompaction = "sluice.compaction"
