@@ -21,6 +21,9 @@ import (
 	"github.com/sluicehq/sluice/sinks/iceberg"
 )
 
+// retentionEvery is how often a table's history is tidied.
+const retentionEvery = time.Hour
+
 // noticeFlushTimeout is how long a stopping stream waits for its last
 // notices to reach their targets; what is left is sent again at the next
 // start.
@@ -30,6 +33,10 @@ const noticeFlushTimeout = 5 * time.Second
 // notice targets and their notifier.
 func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.Layout) (iceberg.Announcing, *partition.Notifier, error) {
 	ann := iceberg.Announcing{Watermark: sc.Watermark.Policy()}
+	if r := sc.Table.Retention; !r.Disabled && r.MaxSnapshotAge > 0 {
+		ann.Retention = &iceberg.Retention{MaxSnapshotAge: r.MaxSnapshotAge.D(), MinSnapshots: r.MinSnapshots,
+			MaxManifests: r.MaxManifests, Every: retentionEvery}
+	}
 	n := sc.Table.Notify
 	if n == nil && sc.Table.Compaction == nil {
 		return ann, nil, nil

@@ -382,6 +382,22 @@ type Table struct {
 	// watermark passed it (before it is announced); same partitioning
 	// requirement as Notify.
 	Compaction *Compaction `yaml:"compaction"`
+	// Retention keeps the table's history short.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention expires a table's old snapshots, deleting the files only they
+// referenced, and merges its manifests, once an hour after a commit.
+type Retention struct {
+	// Disabled keeps every snapshot and manifest.
+	Disabled bool `yaml:"disabled"`
+	// MaxSnapshotAge: older snapshots expire (default 168h).
+	MaxSnapshotAge Duration `yaml:"max_snapshot_age"`
+	// MinSnapshots are kept however old (default 100).
+	MinSnapshots int `yaml:"min_snapshots"`
+	// MaxManifests: beyond this many in the current snapshot they are
+	// merged (default 100).
+	MaxManifests int `yaml:"max_manifests"`
 }
 
 // Compaction merges small files inside the running pipeline.
@@ -590,6 +606,9 @@ const (
 	DefaultOutOfOrderness       = time.Minute
 	DefaultIdleTimeout          = 5 * time.Minute
 	DefaultWebhookTimeout       = 10 * time.Second
+	DefaultMaxSnapshotAge       = 7 * 24 * time.Hour
+	DefaultMinSnapshots         = 100
+	DefaultMaxManifests         = 100
 	// MaxFetchMaxBytes is franz-go's default BrokerMaxReadBytes, which the
 	// client refuses to start below the fetch size; the streams do not raise it.
 	MaxFetchMaxBytes = 100 << 20
@@ -671,6 +690,17 @@ func (p *Pipeline) applyDefaults() {
 		}
 		if s.Late.Policy == "" {
 			s.Late.Policy = "append"
+		}
+		if r := &s.Table.Retention; !r.Disabled {
+			if r.MaxSnapshotAge == 0 {
+				r.MaxSnapshotAge = Duration(DefaultMaxSnapshotAge)
+			}
+			if r.MinSnapshots == 0 {
+				r.MinSnapshots = DefaultMinSnapshots
+			}
+			if r.MaxManifests == 0 {
+				r.MaxManifests = DefaultMaxManifests
+			}
 		}
 		if n := s.Table.Notify; n != nil {
 			for i := range n.Targets {
@@ -1017,6 +1047,9 @@ func (s *Stream) validate(path string) []error {
 		if _, err := ParsePartitionField(expr, out); err != nil {
 			bad(fmt.Sprintf("table.partition[%d]", i), "%v", err)
 		}
+	}
+	if r := s.Table.Retention; r.MaxSnapshotAge < 0 || r.MinSnapshots < 0 || r.MaxManifests < 0 {
+		bad("table.retention", "max_snapshot_age, min_snapshots and max_manifests cannot be negative")
 	}
 	if s.Table.Compaction != nil {
 		if _, _, err := s.TimePartition(); err != nil {

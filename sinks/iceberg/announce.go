@@ -55,6 +55,8 @@ type Announcing struct {
 	// Compactor merges each time partition's files once the watermark
 	// passed it, before it is announced; nil: no compaction. Needs Slicing.
 	Compactor Compactor
+	// Retention expires old snapshots and merges manifests; nil: never.
+	Retention *Retention
 }
 
 func (a Announcing) notices() bool { return a.Slicing.Unit != "" }

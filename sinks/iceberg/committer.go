@@ -72,6 +72,7 @@ type tableState struct {
 	workers   int
 	positions checkpoint.Positions
 	gathering *checkpoint.Gatherer
+	tidied    time.Time // last snapshot expiry (see tidy)
 	failing   time.Time // zero when healthy
 	lastErr   error
 	announce  *announceState
@@ -88,6 +89,7 @@ type committerMetrics struct {
 	watermark    *prometheus.GaugeVec
 	notices      *prometheus.CounterVec
 	compacted    *prometheus.CounterVec
+	expired      *prometheus.CounterVec
 }
 
 // NewCommitter creates the committer; tables are added with AddTable.
@@ -127,13 +129,16 @@ func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Comm
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_partitions_announced_total", Help: "Partition notices committed, by table and kind (ready, empty, updated).",
 		}, []string{"table", "kind"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_expired_snapshots_total", Help: "Snapshots expired by the table's retention, by table.",
+		}, []string{"table"}),
 		compacted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_compacted_files_total", Help: "Small data files merged away by compaction, by table.",
 		}, []string{"table"}),
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(m.commits, m.failures, m.duration, m.failing, m.filesAdded, m.recordsAdded, m.lastCommit,
-			m.watermark, m.notices, m.compacted)
+			m.watermark, m.notices, m.compacted, m.expired)
 	}
 	return &Committer{
 		opts: opts, cat: cat, acker: acker, log: opts.Logger, metrics: m,
@@ -290,6 +295,7 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	st.positions = positions
 	st.announce.committed(ann, snap)
 	c.queueClosing(st)
+	c.tidy(ctx, st)
 	for _, n := range ann.due {
 		c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
 		c.log.Info("partition announced", "table", st.name, "partition", n.Path, "kind", n.Kind,
