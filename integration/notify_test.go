@@ -313,6 +313,21 @@ func partitionNotices(t *testing.T, policy string) {
 		}
 	}
 
+	// Every snapshot, compaction rewrites included, reads every row once
+	// and every file it references is there.
+	for _, snap := range tbl.Metadata().Snapshots() {
+		hourCounts(t, tbl, snap.SnapshotID)
+	}
+	// A restart recovers: no file is left that no snapshot references.
+	d = e.start(cfg)
+	d.waitReady()
+	if orphans := unreferenced(t, tbl, strings.TrimPrefix(tbl.Location(), "file://")); len(orphans) > 0 {
+		t.Errorf("%d files no snapshot references after recovery: %v", len(orphans), orphans)
+	}
+	if code, _ := d.stop(); code != 0 {
+		t.Fatalf("exit code %d; log:\n%s", code, d.logTail())
+	}
+
 	// sluice partitions tells the same story.
 	out, err := exec.Command(sluiceBin, "partitions", "-c", cfg, "--json", "it.events").CombinedOutput()
 	if err != nil {
@@ -388,4 +403,28 @@ func hourFiles(t *testing.T, tbl *table.Table, snapshot int64, path string) int 
 		}
 	}
 	return len(seen)
+}
+
+// unreferenced lists the Parquet files under a table's data directory that
+// no snapshot of tbl references.
+func unreferenced(t *testing.T, tbl *table.Table, location string) []string {
+	t.Helper()
+	referenced := map[string]bool{}
+	for _, snap := range tbl.Metadata().Snapshots() {
+		tasks, err := tbl.Scan(table.WithSnapshotID(snap.SnapshotID)).PlanFiles(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			referenced[strings.TrimPrefix(task.File.FilePath(), "file://")] = true
+		}
+	}
+	var out []string
+	filepath.WalkDir(filepath.Join(location, "data"), func(path string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() && strings.HasSuffix(path, ".parquet") && !referenced[path] {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
 }
