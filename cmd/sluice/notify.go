@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -169,18 +170,32 @@ func (p *pipeline) compactor(sc config.Stream, tbl *table.Table, out *schema.Lay
 	if err != nil {
 		return nil, fmt.Errorf("table.compaction: %w", err)
 	}
-	return partitionCompactor{m: m, opts: opts}, nil
+	// A live writer's file waits at most a checkpoint or two and the
+	// commit's retries for its snapshot: anything older is an orphan.
+	orphanAge := p.cfg.Checkpoint.CommitFailureTimeout.D() + 3*p.cfg.Checkpoint.Interval.D()
+	return partitionCompactor{m: m, opts: opts, orphanAge: orphanAge, log: p.log}, nil
 }
 
 // compactionWorker numbers merged files' names apart from the workers'.
 const compactionWorker = 999
 
 type partitionCompactor struct {
-	m    *compaction.Merger
-	opts compaction.Options
+	m         *compaction.Merger
+	opts      compaction.Options
+	orphanAge time.Duration
+	log       *slog.Logger
 }
 
+// Compact first deletes the partition's orphans (files of crashed runs
+// older than orphanAge), then merges its small files.
 func (pc partitionCompactor) Compact(ctx context.Context, tbl *table.Table, path string) (merged, written []iceberggo.DataFile, err error) {
+	removed, err := iceberg.RemoveOrphansIn(ctx, tbl, path, pc.orphanAge)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(removed) > 0 {
+		pc.log.Info("removed orphan files before announcing", "table", strings.Join(tbl.Identifier(), "."), "partition", path, "files", len(removed))
+	}
 	parts, err := compaction.Partitions(ctx, tbl, func(p string) bool { return p == path })
 	if err != nil || len(parts) == 0 {
 		return nil, nil, err

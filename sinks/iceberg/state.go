@@ -95,14 +95,31 @@ func findToken(tbl *table.Table, token string) (int64, bool) {
 // Only Parquet files are removed: the data directory also holds what
 // other tools put there for readers, such as _SUCCESS markers.
 func RemoveOrphans(ctx context.Context, tbl *table.Table) ([]string, error) {
+	return removeOrphansIn(ctx, tbl, "", 0)
+}
+
+// RemoveOrphansIn deletes the Parquet files of one partition directory
+// (path, e.g. ts_hour=2026-11-23-07) that no snapshot references and that
+// are older than age: files of crashed runs or failed merges, while the
+// daemon runs. age must exceed how long a live writer's file can wait for
+// its commit.
+func RemoveOrphansIn(ctx context.Context, tbl *table.Table, path string, age time.Duration) ([]string, error) {
+	return removeOrphansIn(ctx, tbl, path, age)
+}
+
+func removeOrphansIn(ctx context.Context, tbl *table.Table, path string, age time.Duration) ([]string, error) {
+	loc := strings.TrimSuffix(tbl.Location(), "/") + "/data"
+	if path != "" {
+		loc += "/" + path
+	}
 	fsys, err := tbl.FS(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("remove orphan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
 	}
 	var removed []string
 	_, err = tbl.DeleteOrphanFiles(ctx,
-		table.WithLocation(strings.TrimSuffix(tbl.Location(), "/")+"/data"),
-		table.WithFilesOlderThan(0*time.Second),
+		table.WithLocation(loc),
+		table.WithFilesOlderThan(age),
 		table.WithCleanupMaxConcurrency(1), // removed is appended to unlocked
 		table.WithDeleteFunc(func(path string) error {
 			if !strings.HasSuffix(path, ".parquet") {

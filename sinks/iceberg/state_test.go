@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
@@ -252,5 +253,42 @@ func TestRollBackAhead(t *testing.T) {
 				t.Errorf("catalog has snapshot %d, rollback returned %d", reloaded.CurrentSnapshot().SnapshotID, got.CurrentSnapshot().SnapshotID)
 			}
 		})
+	}
+}
+
+// TestRemoveOrphansIn: while the daemon runs, only one partition's orphans
+// older than the age go; younger files (a live writer's) and other
+// partitions stay.
+func TestRemoveOrphansIn(t *testing.T) {
+	ctx := context.Background()
+	cat := newTestCatalog(t)
+	tt := newTestTable(t, cat, "db.events", []string{"k"}, eventCols...)
+	committed := tt.writeFiles(t, 0, event{id: 1, ts: 1, k: "a"}, event{id: 2, ts: 2, k: "b"})
+	tbl := commitFiles(t, tt.tbl, committed, nil)
+	orphans := localPaths(tt.writeFiles(t, 1, event{id: 3, ts: 3, k: "a"}, event{id: 4, ts: 4, k: "b"}))
+	young := localPaths(tt.writeFiles(t, 2, event{id: 5, ts: 5, k: "a"}))
+	old := time.Now().Add(-2 * time.Hour)
+	for _, p := range orphans {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveOrphansIn(ctx, tbl, "k=a", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || !strings.Contains(removed[0], "/k=a/") {
+		t.Fatalf("removed %v, want the old orphan of k=a only", removed)
+	}
+	keep := append(localPaths(committed), young...)
+	for _, p := range orphans {
+		if !strings.Contains(p, "/k=a/") {
+			keep = append(keep, p) // another partition's
+		}
+	}
+	for _, p := range keep {
+		if !exists(t, p) {
+			t.Errorf("%s was removed", p)
+		}
 	}
 }
