@@ -57,7 +57,7 @@ func benchCmd(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	events := fs.Int64("events", 2_000_000, "events per case")
 	partitions := fs.Int("partitions", 8, "Kafka partitions")
-	cases := fs.String("cases", "fetch,encode,pipeline,wide,proto,notices", "cases to run")
+	cases := fs.String("cases", "fetch,encode,pipeline,compact,wide,proto,notices", "cases to run")
 	child := fs.String("child", "", "internal: run one case in this process")
 	broker := fs.String("broker", "", "internal: broker address for -child")
 	dir := fs.String("dir", "", "internal: work directory for -child")
@@ -111,7 +111,7 @@ func benchCmd(args []string) error {
 		}
 	}
 	var results []benchResult
-	for _, c := range []string{"fetch", "encode", "pipeline", "wide", "proto"} {
+	for _, c := range []string{"fetch", "encode", "pipeline", "compact", "wide", "proto"} {
 		if !has(c) {
 			continue
 		}
@@ -166,6 +166,11 @@ func printBench(out io.Writer, results []benchResult, partitions int) {
 	if b, ok := byCase["encode"]; ok {
 		if c, ok := byCase["pipeline"]; ok {
 			fmt.Fprintf(out, "ratio pipeline/encode (events per CPU-second): %.2f\n", c.perCPU()/b.perCPU())
+		}
+	}
+	if a, ok := byCase["pipeline"]; ok {
+		if c, ok := byCase["compact"]; ok {
+			fmt.Fprintf(out, "compaction CPU overhead (compact vs pipeline CPU seconds, same data): %+.0f%%\n", 100*(c.CPU-a.CPU)/a.CPU)
 		}
 	}
 	if a, ok := byCase["fetch"]; ok {
@@ -273,7 +278,7 @@ func benchChild(c, addr, dir string, events int64) error {
 		r, err = benchFetch(addr, events)
 	case "encode":
 		r, err = benchEncode(addr, events)
-	case "pipeline", "wide", "proto":
+	case "pipeline", "wide", "proto", "compact":
 		r, err = benchPipeline(c, addr, dir, events)
 	default:
 		return fmt.Errorf("unknown case %q", c)
@@ -418,6 +423,9 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 	if err != nil {
 		return benchResult{}, err
 	}
+	if c == "compact" {
+		cfg.Streams[0].Table.Compaction = &config.Compaction{}
+	}
 	if w := os.Getenv("SLUICE_BENCH_WORKERS"); w != "" {
 		fmt.Sscan(w, &cfg.Writer.Workers)
 	}
@@ -459,16 +467,25 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 			}
 		}
 		if st := s.Stats(); sumPositions(st) >= n {
+			var q compactFigures
+			if c == "compact" {
+				if q, err = benchCompacted(ctx, p, cfg.Writer.Workers); err != nil {
+					return benchResult{}, err
+				}
+			}
 			cancel()
 			if err := <-done; err != nil {
 				return benchResult{}, err
 			}
 			st = s.Stats()
 			r := benchResult{Events: n, Wall: time.Since(t0).Seconds(), Files: st.CommittedFiles}
-			if c == "wide" {
+			switch c {
+			case "wide":
 				r.Parts = countPartitionDirs(filepath.Join(dir, "warehouse"))
 				r.Note = fmt.Sprintf("%d partitions, %.1f files/partition, checkpoint 1m", r.Parts, float64(r.Files)/float64(max(r.Parts, 1)))
-			} else {
+			case "compact":
+				r.Note = q.String()
+			default:
 				r.Note = fmt.Sprintf("%d files, checkpoint 5s", r.Files)
 			}
 			return r, nil
