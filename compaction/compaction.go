@@ -243,7 +243,25 @@ func (m *Merger) copyFile(f iceberg.DataFile, w *ice.Writer, rows []parquet.Row,
 	}
 	var n int64
 	for _, rg := range pf.RowGroups() {
+		// A whole row group at once when the writer can take it: its
+		// column chunks are copied without decoding.
 		rr := rg.Rows()
+		k, err := rr.ReadRows(rows[:1])
+		rr.Close()
+		if k == 1 {
+			*key = m.part.AppendKey((*key)[:0], rows[0])
+			ok, err := w.WriteRowGroup(*key, rows[0], rg, 0)
+			if err != nil {
+				return n, err
+			}
+			if ok {
+				n += rg.NumRows()
+				continue
+			}
+		} else if err != nil && err != io.EOF {
+			return n, err
+		}
+		rr = rg.Rows()
 		for {
 			k, err := rr.ReadRows(rows)
 			for _, row := range rows[:k] {

@@ -170,6 +170,37 @@ func (w *Writer) create(key []byte, row parquet.Row, eventTime int64) (*openFile
 	return &openFile{key: string(key), path: path, w: out, file: file, part: part, size: openFileOverhead}, nil
 }
 
+// WriteRowGroup appends a whole row group of a file with the writer's
+// layout to the file of the partition of first, its first row (see
+// parquet.File.WriteRowGroup). false means the layout needs the rows
+// written one by one; nothing was written.
+func (w *Writer) WriteRowGroup(key []byte, first parquet.Row, rg parquet.RowGroup, eventTime int64) (bool, error) {
+	f := w.open[string(key)]
+	if f == nil {
+		var err error
+		if f, err = w.create(key, first, eventTime); err != nil {
+			return false, err
+		}
+		w.open[f.key] = f
+	}
+	w.tick++
+	f.lastUsed = w.tick
+	if err := w.flushFile(f); err != nil {
+		return false, err
+	}
+	ok, err := f.file.WriteRowGroup(rg)
+	if err != nil || !ok {
+		return ok, err
+	}
+	if f.file.WrittenBytes()+f.file.BufferedBytes() >= w.opts.TargetFileSize {
+		w.stats.FilesRolled++
+		if err := w.seal(f); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
 func (w *Writer) flushFile(f *openFile) error {
 	if len(f.pending) == 0 {
 		return nil

@@ -126,6 +126,42 @@ func (f *File) WriteRows(rows []parquet.Row) error {
 	return f.write(rows)
 }
 
+// WriteRowGroup appends a whole row group of a file with the same schema.
+// parquet-go splices its column chunks in verbatim when they were written
+// with this file's settings, with no decoding, which is what makes merging
+// small files cheap. It reports false, writing nothing, for layouts whose
+// rows the File must see one by one (fixed-length decimals); the caller
+// writes the rows instead.
+func (f *File) WriteRowGroup(rg parquet.RowGroup) (bool, error) {
+	if err := f.usable(); err != nil {
+		return false, err
+	}
+	if f.fixed != nil {
+		return false, nil
+	}
+	if err := f.unstage(); err != nil {
+		return false, err
+	}
+	if f.rgRows > 0 {
+		if err := f.flushRowGroup(); err != nil {
+			return false, err
+		}
+	}
+	if f.w == nil {
+		f.w = parquet.NewWriter(&f.out, f.wopts...)
+	}
+	err := f.out.buffered(func() error {
+		_, err := f.w.WriteRowGroup(rg)
+		return err
+	})
+	if err != nil {
+		f.err = fmt.Errorf("write row group: %w", err)
+		return false, f.err
+	}
+	f.rows += rg.NumRows()
+	return true, nil
+}
+
 // unstage hands the staged rows to parquet-go.
 func (f *File) unstage() error {
 	if f.stage.len() == 0 {
