@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -159,6 +160,7 @@ type Merger struct {
 	part   *ice.Partitioner
 	fs     icebergio.IO
 	opts   Options
+	merges atomic.Int64 // names each merge's files apart
 }
 
 // NewMerger prepares merging files of tbl written with layout (the columns
@@ -185,7 +187,12 @@ var ErrOtherSchema = errors.New("file has other columns than the table's writers
 // snapshot references them the new files are orphans, removed at the next
 // start if the merge is not committed.
 func (m *Merger) Merge(ctx context.Context, group []iceberg.DataFile) (merged, written []iceberg.DataFile, err error) {
-	w, err := ice.NewWriter(ctx, m.tbl, m.layout, m.part, m.opts.Writer)
+	// A writer numbers its files from 1: each merge gets a run name of its
+	// own, or a second merge of a partition would overwrite the first's
+	// files, which a snapshot references.
+	wopts := m.opts.Writer
+	wopts.RunID = fmt.Sprintf("%s-m%d", wopts.RunID, m.merges.Add(1))
+	w, err := ice.NewWriter(ctx, m.tbl, m.layout, m.part, wopts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -261,3 +261,40 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeTwice: a partition merged, then merged again with new small
+// files, keeps every row: the second merge's files do not overwrite the
+// first's.
+func TestMergeTwice(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	m, err := NewMerger(ctx, f.tbl, f.layout, f.part, Options{Writer: ice.WriterOptions{Worker: 900, RunID: "compact"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		f.commit(t, round*200, round*200+100, 1)
+		f.commit(t, round*200+100, round*200+200, 1)
+		parts, err := Partitions(ctx, f.tbl, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged, written, err := m.Merge(ctx, parts[0].Files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.tbl, err = Commit(ctx, f.load, f.tbl, merged, written, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, snap := range f.tbl.Metadata().Snapshots() {
+			for id, n := range ids(t, f.tbl, snap.SnapshotID) {
+				if n != 1 {
+					t.Fatalf("round %d, snapshot %d: %s %d times", round, snap.SnapshotID, id, n)
+				}
+			}
+		}
+		if got := len(ids(t, f.tbl, 0)); got != (round+1)*200 {
+			t.Fatalf("round %d: %d ids, want %d", round, got, (round+1)*200)
+		}
+	}
+}

@@ -32,7 +32,7 @@ streams:
     table:
       name: it.events
       partition: ["hour(ts)"]
-      compaction: {}
+      compaction: {open_files: 4}
       notify:
         targets:
           - {type: kafka, topic: notices}

@@ -53,6 +53,7 @@ func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.La
 		if ann.Compactor, err = p.compactor(sc, tbl, out); err != nil {
 			return ann, nil, err
 		}
+		ann.CompactAfterFiles = max(sc.Table.Compaction.OpenFiles, 0)
 	}
 	if n == nil {
 		return ann, nil, nil

@@ -408,6 +408,9 @@ type Compaction struct {
 	// MinFiles is the fewest small files of a partition worth merging
 	// (default 2).
 	MinFiles int `yaml:"min_files"`
+	// OpenFiles merges a partition not closed yet once it has this many
+	// files (default 64; -1: only when it closes).
+	OpenFiles int `yaml:"open_files"`
 }
 
 // Load reads, expands ${ENV} references in, decodes, defaults and validates
@@ -609,6 +612,7 @@ const (
 	DefaultMaxSnapshotAge       = 7 * 24 * time.Hour
 	DefaultMinSnapshots         = 100
 	DefaultMaxManifests         = 100
+	DefaultCompactOpenFiles     = 64
 	// MaxFetchMaxBytes is franz-go's default BrokerMaxReadBytes, which the
 	// client refuses to start below the fetch size; the streams do not raise it.
 	MaxFetchMaxBytes = 100 << 20
@@ -690,6 +694,9 @@ func (p *Pipeline) applyDefaults() {
 		}
 		if s.Late.Policy == "" {
 			s.Late.Policy = "append"
+		}
+		if c := s.Table.Compaction; c != nil && c.OpenFiles == 0 {
+			c.OpenFiles = DefaultCompactOpenFiles
 		}
 		if r := &s.Table.Retention; !r.Disabled {
 			if r.MaxSnapshotAge == 0 {
@@ -1055,8 +1062,8 @@ func (s *Stream) validate(path string) []error {
 		if _, _, err := s.TimePartition(); err != nil {
 			bad("table.compaction", "%v", err)
 		}
-		if c := s.Table.Compaction; c.MinFiles < 0 || c.TargetFileSize < 0 {
-			bad("table.compaction", "min_files and target_file_size cannot be negative")
+		if c := s.Table.Compaction; c.MinFiles < 0 || c.TargetFileSize < 0 || c.OpenFiles < -1 {
+			bad("table.compaction", "min_files and target_file_size cannot be negative, open_files below -1")
 		}
 	}
 	if s.Table.Notify != nil {

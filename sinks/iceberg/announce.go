@@ -55,6 +55,9 @@ type Announcing struct {
 	// Compactor merges each time partition's files once the watermark
 	// passed it, before it is announced; nil: no compaction. Needs Slicing.
 	Compactor Compactor
+	// CompactAfterFiles also merges a partition not closed yet once it has
+	// this many files (0: only when it closes).
+	CompactAfterFiles int
 	// Retention expires old snapshots and merges manifests; nil: never.
 	Retention *Retention
 }

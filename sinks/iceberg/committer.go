@@ -68,14 +68,15 @@ type tableState struct {
 	main   tableRef
 	late   tableRef // late.policy table; zero otherwise
 	// name is main.name, the label of the stream's metrics.
-	name      string
-	workers   int
-	positions checkpoint.Positions
-	gathering *checkpoint.Gatherer
-	tidied    time.Time // last snapshot expiry (see tidy)
-	failing   time.Time // zero when healthy
-	lastErr   error
-	announce  *announceState
+	name        string
+	workers     int
+	positions   checkpoint.Positions
+	gathering   *checkpoint.Gatherer
+	tidied      time.Time // last snapshot expiry (see tidy)
+	compactions int       // rewrites committed by this run, for their tokens
+	failing     time.Time // zero when healthy
+	lastErr     error
+	announce    *announceState
 }
 
 type committerMetrics struct {

@@ -81,12 +81,22 @@ func (c *Committer) queueClosing(st *tableState) {
 	if ann.cfg.Compactor == nil {
 		return
 	}
-	for _, ord := range ann.state.Closing {
-		if ann.queued[ord] {
-			continue
+	queue := func(ord int64) {
+		if !ann.queued[ord] {
+			ann.queued[ord] = true
+			c.jobs.push(compactJob{stream: st.stream, ord: ord, path: ann.cfg.Slicing.Path(ord)})
 		}
-		ann.queued[ord] = true
-		c.jobs.push(compactJob{stream: st.stream, ord: ord, path: ann.cfg.Slicing.Path(ord)})
+	}
+	for _, ord := range ann.state.Closing {
+		queue(ord)
+	}
+	// Open partitions too, once enough small files piled up in them.
+	if n := ann.cfg.CompactAfterFiles; n > 0 {
+		for ord, stats := range ann.state.Slices {
+			if (!ann.state.Started || ord >= ann.state.Through) && stats.Files >= int64(n) {
+				queue(ord)
+			}
+		}
 	}
 }
 
@@ -131,40 +141,45 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 	ann := st.announce
 	delete(ann.queued, d.ord)
 	if d.err != nil {
-		// The files stay as they are; the slice is announced uncompacted
-		// rather than never.
-		c.log.Warn("compaction failed; announcing the partition uncompacted", "table", st.name, "partition", d.path, "err", d.err)
+		// The files stay as they are; a closed partition is announced
+		// uncompacted rather than never.
+		c.log.Warn("compaction failed; the partition keeps its files", "table", st.name, "partition", d.path, "err", d.err)
 		d.merged, d.written = nil, nil
 	}
 	next := ann.state
 	next.Slices = maps.Clone(ann.state.Slices)
 	next.Notices = nil
 	files := next.Slices[d.ord].Files - int64(len(d.merged)) + int64(len(d.written))
-	n, ok := ann.cfg.Slicing.Release(&next, d.ord, files)
-	if !ok {
-		return nil
-	}
-	now := c.opts.Now()
 	cp := st.gathering.Last()
-	n.Pipeline, n.Stream, n.Table, n.Checkpoint, n.EmittedAt = c.opts.Pipeline, st.stream, st.name, cp, now.UTC()
-	n.ID = partition.NoticeID(st.name, n.Path, n.Kind, cp)
-	p := pending{next: next, due: []partition.Notice{n}}
-	p.next.Notices = p.due
-	if ann.cfg.Notify != nil {
-		p.next.Undelivered = append(slices.Clone(p.next.Undelivered), n)
+	p := pending{next: next}
+	if n, ok := ann.cfg.Slicing.Release(&p.next, d.ord, files); ok {
+		n.Pipeline, n.Stream, n.Table, n.Checkpoint, n.EmittedAt = c.opts.Pipeline, st.stream, st.name, cp, c.opts.Now().UTC()
+		n.ID = partition.NoticeID(st.name, n.Path, n.Kind, cp)
+		p.due = []partition.Notice{n}
+		p.next.Notices = p.due
+		if ann.cfg.Notify != nil {
+			p.next.Undelivered = append(slices.Clone(p.next.Undelivered), n)
+		}
+	} else if len(d.merged) == 0 {
+		return nil // an open partition with nothing merged: nothing to record
+	} else {
+		stats := p.next.Slices[d.ord]
+		stats.Files = files
+		p.next.Slices[d.ord] = stats
 	}
+	st.compactions++
 	props := ann.summary(p.next)
 	props[PropPipeline], props[PropStream] = c.opts.Pipeline, st.stream
 	props[PropCheckpoint] = strconv.FormatInt(cp, 10)
 	props[PropPositions] = st.positions.Encode()
-	props[PropCommitID] = fmt.Sprintf("%s/%s/%s/%d/compact/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp, d.ord)
+	props[PropCommitID] = fmt.Sprintf("%s/%s/%s/%d/compact/%d/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp, d.ord, st.compactions)
 	props[PropRecords] = "0"
 	props[PropCompaction] = d.path
 	// The table property names the latest partition announced: not this
 	// one if a later one was announced while this one was merged.
 	newest := true
-	for ord := d.ord + 1; ord < next.Through; ord++ {
-		if !slices.Contains(next.Closing, ord) {
+	for ord := d.ord + 1; ord < p.next.Through; ord++ {
+		if !slices.Contains(p.next.Closing, ord) {
 			newest = false
 			break
 		}
@@ -177,10 +192,12 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 		return err
 	}
 	ann.committed(p, snap)
-	c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
 	c.metrics.compacted.WithLabelValues(st.name).Add(float64(len(d.merged)))
-	c.log.Info("partition compacted and announced", "table", st.name, "partition", n.Path, "merged", len(d.merged),
-		"into", len(d.written), "records", n.Records, "snapshot", snap)
+	for _, n := range p.due {
+		c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
+	}
+	c.log.Info("partition compacted", "table", st.name, "partition", d.path, "merged", len(d.merged),
+		"into", len(d.written), "announced", len(p.due) > 0, "snapshot", snap)
 	return nil
 }
 
