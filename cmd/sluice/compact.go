@@ -59,11 +59,7 @@ func compactCmd(args []string, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeCat(); cerr != nil && err == nil {
-			err = fmt.Errorf("close catalog: %w", cerr)
-		}
-	}()
+	defer closeCatalog(closeCat, &err)
 	name := positional[0]
 	ident := iceberg.Identifier(name)
 	tbl, err := cat.LoadTable(ctx, ident)

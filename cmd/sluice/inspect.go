@@ -78,11 +78,7 @@ func inspectCmd(args []string, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeCat(); cerr != nil && err == nil {
-			err = fmt.Errorf("close catalog: %w", cerr)
-		}
-	}()
+	defer closeCatalog(closeCat, &err)
 
 	if len(positional) == 0 {
 		view, err := loadCatalogView(ctx, cat)
@@ -116,6 +112,14 @@ func openInspectCatalog(ctx context.Context, dir, path string) (catalog.Catalog,
 		return nil, "", nil, err
 	}
 	return cat, source, closeCat, nil
+}
+
+// closeCatalog closes a catalog when a command ends, reporting a failure
+// in *err unless the command failed already.
+func closeCatalog(closeCat func() error, err *error) {
+	if cerr := closeCat(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("close catalog: %w", cerr)
+	}
 }
 
 // parseInterspersed parses flags given after positional arguments too

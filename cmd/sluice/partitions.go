@@ -45,11 +45,7 @@ func partitionsCmd(args []string, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeCat(); cerr != nil && err == nil {
-			err = fmt.Errorf("close catalog: %w", cerr)
-		}
-	}()
+	defer closeCatalog(closeCat, &err)
 	names := positional
 	if len(names) == 0 {
 		if names, err = allTableNames(ctx, cat); err != nil {
