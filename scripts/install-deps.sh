@@ -9,7 +9,9 @@ set -euo pipefail
 #               catalog test runs as a private server in a temporary
 #               directory; the package also creates the postgres user the
 #               server runs as when the tests run as root.
-required=(postgresql)
+#   mariadb-server  mariadbd and mariadb-install-db, which the CDC tests run
+#               as a private server with a row-based binary log.
+required=(postgresql mariadb-server)
 
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
