@@ -58,6 +58,9 @@ type Event struct {
 	// Before is the row before an update or delete; After the row after an
 	// insert or update. Values are as go-mysql decodes them.
 	Before, After []any
+	// Map is the table's description in the log (row changes only): see
+	// Columns.
+	Map *replication.TableMapEvent
 	// Query is a DDL statement (Op is 0).
 	Query string
 	// Next is where reading resumes after this event's transaction.
@@ -135,6 +138,7 @@ func (r *Reader) Run(ctx context.Context, from Position, fn func(Event) error) e
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: r.cfg.ServerID, Flavor: r.cfg.Flavor, Host: r.cfg.Host, Port: r.cfg.Port,
 		User: r.cfg.User, Password: r.cfg.Password, Logger: r.log, MaxReconnectAttempts: 0,
+		TimestampStringLocation: time.UTC,
 	})
 	defer syncer.Close()
 	stream, err := syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Pos})
@@ -208,12 +212,12 @@ func rowEvents(t replication.EventType, e *replication.RowsEvent, schema, table 
 	if op == Update {
 		// Update rows come in pairs: the row before, then after.
 		for i := 0; i+1 < len(e.Rows); i += 2 {
-			out = append(out, Event{Schema: schema, Table: table, Op: op, Columns: cols, Before: e.Rows[i], After: e.Rows[i+1], Time: at})
+			out = append(out, Event{Schema: schema, Table: table, Op: op, Columns: cols, Map: e.Table, Before: e.Rows[i], After: e.Rows[i+1], Time: at})
 		}
 		return out
 	}
 	for _, row := range e.Rows {
-		ev := Event{Schema: schema, Table: table, Op: op, Columns: cols, Time: at}
+		ev := Event{Schema: schema, Table: table, Op: op, Columns: cols, Map: e.Table, Time: at}
 		if op == Insert {
 			ev.After = row
 		} else {
