@@ -123,6 +123,9 @@ type DataWritten struct {
 	Checkpoint int64
 	Worker     int
 	Files      []iceberg.DataFile
+	// DeleteFiles are equality-delete files committed with Files as one
+	// row delta (tables kept upserted by primary key).
+	DeleteFiles []iceberg.DataFile
 	// LateFiles hold the late rows for the late table (late.policy table).
 	LateFiles []iceberg.DataFile
 	Positions Positions
@@ -175,6 +178,7 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 	for _, p := range parts {
 		merged.Files = append(merged.Files, p.Files...)
 		merged.LateFiles = append(merged.LateFiles, p.LateFiles...)
+		merged.DeleteFiles = append(merged.DeleteFiles, p.DeleteFiles...)
 		merged.Positions.Merge(p.Positions)
 		merged.MaxEventTime = max(merged.MaxEventTime, p.MaxEventTime)
 		for k, m := range p.Marks {

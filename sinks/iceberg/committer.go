@@ -262,7 +262,7 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	positions.Merge(cp.Positions)
 	start := c.opts.Now()
 	ann := st.announce.prepare(st.name, c.opts.Pipeline, st.stream, cp, start)
-	if len(cp.Files) == 0 && len(cp.LateFiles) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
+	if len(cp.Files) == 0 && len(cp.DeleteFiles) == 0 && len(cp.LateFiles) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
 		return 0, nil // nothing new: no snapshot
 	}
 	token := fmt.Sprintf("%s/%s/%s/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp.Checkpoint)
@@ -282,14 +282,14 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 		lateProps := maps.Clone(props)
 		lateProps[PropCommitID] = token + "/late"
 		lateProps[PropRecords] = strconv.FormatInt(countRecords(cp.LateFiles), 10)
-		if _, err := c.retrying(ctx, st, late, cp.LateFiles, lateProps, nil, cp.Checkpoint); err != nil {
+		if _, err := c.retry(ctx, st, late, nil, cp.LateFiles, nil, lateProps, nil, cp.Checkpoint); err != nil {
 			return 0, err
 		}
 	}
 	records := countRecords(cp.Files)
 	props[PropRecords] = strconv.FormatInt(records, 10)
 	maps.Copy(props, ann.props)
-	snap, err := c.retrying(ctx, st, &st.main, cp.Files, props, ann.tableProp, cp.Checkpoint)
+	snap, err := c.retry(ctx, st, &st.main, nil, cp.Files, cp.DeleteFiles, props, ann.tableProp, cp.Checkpoint)
 	if err != nil {
 		return 0, err
 	}
@@ -321,12 +321,6 @@ func countRecords(files []iceberg.DataFile) int64 {
 	return n
 }
 
-// retrying commits files to one of a stream's tables, retrying until it
-// succeeds or the table's commits have failed for FailureTimeout.
-func (c *Committer) retrying(ctx context.Context, st *tableState, ref *tableRef, files []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
-	return c.retry(ctx, st, ref, nil, files, props, tableProps, cp)
-}
-
 // retryingRewrite commits, to the stream's own table, the replacement of
 // merged by written (a rewrite snapshot), or an empty snapshot when there
 // is nothing to replace, retrying as retrying does.
@@ -334,13 +328,16 @@ func (c *Committer) retryingRewrite(ctx context.Context, st *tableState, merged,
 	if len(merged) == 0 {
 		written = nil
 	}
-	return c.retry(ctx, st, &st.main, merged, written, props, tableProps, cp)
+	return c.retry(ctx, st, &st.main, merged, written, nil, props, tableProps, cp)
 }
 
-func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, replace, files []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
+// retry commits to one of a stream's tables — files appended, replacing
+// replace (a rewrite), or with deletes (a row delta) — retrying until it
+// succeeds or the table's commits have failed for FailureTimeout.
+func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, replace, files, deletes []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		snap, err := c.tryCommit(ctx, st, ref, replace, files, props, tableProps)
+		snap, err := c.tryCommit(ctx, st, ref, replace, files, deletes, props, tableProps)
 		if err == nil {
 			if !st.failing.IsZero() {
 				c.log.Info("commits recovered", "table", ref.name, "checkpoint", cp, "attempts", attempt)
@@ -378,7 +375,7 @@ func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, re
 // tryCommit makes one attempt. Before retrying after an error whose outcome
 // is unknown (the catalog may have applied it), it reloads the table and
 // looks for the commit token, so an ambiguous commit is never applied twice.
-func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, replace, files []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
+func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, replace, files, deletes []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
 	if st.lastErr != nil {
 		tbl, err := c.cat.LoadTable(ctx, ref.tbl.Identifier())
 		if err != nil {
@@ -395,7 +392,9 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef
 		return 0, fmt.Errorf("stage table properties: %w", err)
 	}
 	var err error
-	if len(replace) > 0 {
+	if len(deletes) > 0 {
+		err = tx.NewRowDelta(props).AddRows(files...).AddDeletes(deletes...).Commit(ctx)
+	} else if len(replace) > 0 {
 		rw := tx.NewRewrite(props)
 		for _, f := range replace {
 			rw.DeleteFile(f)

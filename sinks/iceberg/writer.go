@@ -35,6 +35,9 @@ type WriterOptions struct {
 	// MemoryBudget closes the largest open files early while the open files
 	// together buffer more than this.
 	MemoryBudget int64
+	// EqualityFieldIDs makes the files equality-delete files on these
+	// field IDs (their rows are the keys to delete); empty: data files.
+	EqualityFieldIDs []int
 }
 
 // Writer writes the rows of one worker for one table: one open Parquet file
@@ -300,10 +303,17 @@ func (w *Writer) seal(f *openFile) error {
 	if err := f.w.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", f.path, err)
 	}
-	b, err := iceberg.NewDataFileBuilder(w.part.Spec(), iceberg.EntryContentData, f.path, iceberg.ParquetFile,
+	content := iceberg.EntryContentData
+	if len(w.opts.EqualityFieldIDs) > 0 {
+		content = iceberg.EntryContentEqDeletes
+	}
+	b, err := iceberg.NewDataFileBuilder(w.part.Spec(), content, f.path, iceberg.ParquetFile,
 		f.part.Values, nil, nil, m.RecordCount, size)
 	if err != nil {
 		return fmt.Errorf("describe %s: %w", f.path, err)
+	}
+	if content == iceberg.EntryContentEqDeletes {
+		b = b.EqualityFieldIDs(w.opts.EqualityFieldIDs)
 	}
 	df := b.ColumnSizes(m.ColumnSizes).ValueCounts(m.ValueCounts).NullValueCounts(m.NullValueCounts).
 		LowerBoundValues(m.LowerBounds).UpperBoundValues(m.UpperBounds).SplitOffsets(m.SplitOffsets).Build()
