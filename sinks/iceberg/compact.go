@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/apache/iceberg-go"
@@ -146,6 +147,19 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 		c.log.Warn("compaction failed; the partition keeps its files", "table", st.name, "partition", d.path, "err", d.err)
 		d.merged, d.written = nil, nil
 	}
+	if len(d.merged) > 0 {
+		// Another merge of the partition may have been committed since this
+		// one read it (a stream restarted by a reload queues its closing
+		// partitions again): its files must all still be there.
+		live, err := allLive(ctx, st.main.tbl, d.merged)
+		if err != nil {
+			return err
+		}
+		if !live {
+			c.log.Info("dropped a merge of files another merge replaced", "table", st.name, "partition", d.path)
+			d.merged, d.written = nil, nil // the written files are orphans, removed later
+		}
+	}
 	next := ann.state
 	next.Slices = maps.Clone(ann.state.Slices)
 	next.Notices = nil
@@ -203,3 +217,21 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 
 // PropCompaction names the partition a rewrite snapshot compacted.
 const PropCompaction = "sluice.compaction"
+
+// allLive reports whether every file is in the table's current snapshot.
+func allLive(ctx context.Context, tbl *table.Table, files []iceberg.DataFile) (bool, error) {
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return false, fmt.Errorf("plan files of %s: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	live := make(map[string]bool, len(tasks))
+	for _, t := range tasks {
+		live[t.File.FilePath()] = true
+	}
+	for _, f := range files {
+		if !live[f.FilePath()] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
