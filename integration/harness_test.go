@@ -34,7 +34,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sluiceBin = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+	args := []string{"build", "-o", sluiceBin}
+	if os.Getenv("SLUICE_RACE") != "" {
+		// SLUICE_RACE=1 builds the daemon with the race detector; a race
+		// makes it exit, which the tests report.
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/sluice")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build sluice:", err)
