@@ -264,7 +264,7 @@ func TestSlowTableKeepsGroupStable(t *testing.T) {
 	if len(beats) == 0 {
 		t.Errorf("no heartbeats during the stall and catch-up")
 	}
-	if peak > limit {
+	if peak > limit && os.Getenv("SLUICE_RACE") == "" { // the race detector's shadow memory is not the daemon's
 		t.Errorf("peak RSS %d MiB exceeds the idle daemon's %d MiB + memory_budget %d MiB + %d MiB slack",
 			peak>>20, idle>>20, budget>>20, slack>>20)
 	}
