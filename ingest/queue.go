@@ -12,6 +12,9 @@ type item struct {
 	recs    []*kgo.Record
 	bytes   int64
 	barrier int64 // checkpoint number; 0 for records
+	// hwm is the partition's high watermark when the records were fetched:
+	// records before it were waiting to be read.
+	hwm int64
 }
 
 // queue hands batches from the poll loop to one worker. It is unbounded by

@@ -587,7 +587,7 @@ func (s *Stream) poll(ctx context.Context, cl *kgo.Client) error {
 			s.opts.Metrics.records.WithLabelValues(name, "read").Add(float64(len(p.Records)))
 			w := s.workerFor(p.Topic, p.Partition)
 			s.opts.Metrics.queued.WithLabelValues(name).Add(float64(n))
-			if queued := w.q.push(item{recs: p.Records, bytes: n}); queued > high {
+			if queued := w.q.push(item{recs: p.Records, bytes: n, hwm: p.HighWatermark}); queued > high {
 				w.pause(cl, p.Topic, p.Partition, high)
 			}
 		})

@@ -177,7 +177,7 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 			}
 			continue
 		}
-		if err := w.process(ctx, it.recs); err != nil {
+		if err := w.process(ctx, it.recs, it.hwm); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -191,7 +191,7 @@ func (w *worker) run(ctx context.Context, cl *kgo.Client) error {
 }
 
 // process handles one batch of one partition's records.
-func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
+func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) error {
 	var written, dead, filtered, skipped int64
 	var match *config.Match
 	if m := w.s.cfg.Match; m != nil && m.Header != "" {
@@ -301,7 +301,9 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record) error {
 	}
 	w.positions.Set(last.Topic, last.Partition, next)
 	if batchMax != watermark.None {
-		w.observe(watermark.Key{Topic: last.Topic, Partition: last.Partition}, batchMax)
+		// Records after this batch were already waiting: the partition is
+		// behind, and its silence from now on is no sign of idleness.
+		w.observe(watermark.Key{Topic: last.Topic, Partition: last.Partition}, batchMax, last.Offset+1 < hwm)
 	}
 	w.counts.Late += late
 	w.counts.Read += int64(consumed)
@@ -364,8 +366,8 @@ func (w *worker) deadLetter(ctx context.Context, r *kgo.Record, stage string, ca
 
 // observe records a batch's largest event time for its partition, for the
 // next checkpoint and, when the stream aligns its partitions, at once.
-func (w *worker) observe(k watermark.Key, maxEvent int64) {
-	p := watermark.Partition{MaxEventTime: maxEvent, LastRecord: time.Now()}
+func (w *worker) observe(k watermark.Key, maxEvent int64, behind bool) {
+	p := watermark.Partition{MaxEventTime: maxEvent, LastRecord: time.Now(), Behind: behind}
 	if w.marks == nil {
 		w.marks = map[watermark.Key]watermark.Partition{}
 	}

@@ -41,19 +41,24 @@ type Partition struct {
 	// LastRecord is when its last record was read (or when it became
 	// known, if none was).
 	LastRecord time.Time
+	// Behind is true when more records were waiting as the last ones were
+	// read: a partition behind is never idle, however long its records
+	// take to be read (a backlog, a paused fetch).
+	Behind bool
 }
 
-// Merge combines two reports of one partition.
+// Merge combines two reports of one partition; the newer one says whether
+// it is behind.
 func (p Partition) Merge(o Partition) Partition {
 	p.MaxEventTime = max(p.MaxEventTime, o.MaxEventTime)
-	if o.LastRecord.After(p.LastRecord) {
-		p.LastRecord = o.LastRecord
+	if !o.LastRecord.Before(p.LastRecord) {
+		p.LastRecord, p.Behind = o.LastRecord, o.Behind
 	}
 	return p
 }
 
 func (c Config) idle(p Partition, now time.Time) bool {
-	return now.Sub(p.LastRecord) > c.IdleTimeout
+	return !p.Behind && now.Sub(p.LastRecord) > c.IdleTimeout
 }
 
 // own is a partition's watermark.
@@ -66,7 +71,7 @@ func (c Config) own(p Partition) int64 {
 
 // Stream returns the watermark of a stream with these partitions at now,
 // in microseconds: the least watermark of the partitions that are not
-// idle. A partition that is not idle and has seen no record holds it at
+// idle (no records for IdleTimeout, and none waiting). A partition that is not idle and has seen no record holds it at
 // None. When every partition is idle (or none is known) the stream has
 // nothing left to wait for, and its watermark follows the clock: now less
 // the out-of-orderness. The result never goes below prev, the watermark

@@ -18,18 +18,18 @@ func TestStream(t *testing.T) {
 		want  int64
 	}{
 		{"least of the active partitions, less out-of-orderness",
-			map[Key]Partition{a: {us(-time.Hour), now}, b: {us(-2 * time.Hour), now}}, None, us(-2*time.Hour - time.Minute)},
+			map[Key]Partition{a: {MaxEventTime: us(-time.Hour), LastRecord: now}, b: {MaxEventTime: us(-2 * time.Hour), LastRecord: now}}, None, us(-2*time.Hour - time.Minute)},
 		{"an idle partition stops holding the stream back",
-			map[Key]Partition{a: {us(-time.Hour), now}, b: {us(-2 * time.Hour), now.Add(-6 * time.Minute)}}, None, us(-time.Hour - time.Minute)},
+			map[Key]Partition{a: {MaxEventTime: us(-time.Hour), LastRecord: now}, b: {MaxEventTime: us(-2 * time.Hour), LastRecord: now.Add(-6 * time.Minute)}}, None, us(-time.Hour - time.Minute)},
 		{"not yet idle: still holds",
-			map[Key]Partition{a: {us(-time.Hour), now}, b: {us(-2 * time.Hour), now.Add(-4 * time.Minute)}}, None, us(-2*time.Hour - time.Minute)},
+			map[Key]Partition{a: {MaxEventTime: us(-time.Hour), LastRecord: now}, b: {MaxEventTime: us(-2 * time.Hour), LastRecord: now.Add(-4 * time.Minute)}}, None, us(-2*time.Hour - time.Minute)},
 		{"an active partition without records holds at None",
-			map[Key]Partition{a: {us(-time.Hour), now}, b: {None, now}}, None, None},
+			map[Key]Partition{a: {MaxEventTime: us(-time.Hour), LastRecord: now}, b: {MaxEventTime: None, LastRecord: now}}, None, None},
 		{"all idle: the clock",
-			map[Key]Partition{a: {us(-time.Hour), now.Add(-10 * time.Minute)}}, None, us(-time.Minute)},
+			map[Key]Partition{a: {MaxEventTime: us(-time.Hour), LastRecord: now.Add(-10 * time.Minute)}}, None, us(-time.Minute)},
 		{"nothing known: the clock", nil, None, us(-time.Minute)},
 		{"never below what was committed",
-			map[Key]Partition{a: {us(-time.Hour), now}}, us(-30 * time.Minute), us(-30 * time.Minute)},
+			map[Key]Partition{a: {MaxEventTime: us(-time.Hour), LastRecord: now}}, us(-30 * time.Minute), us(-30 * time.Minute)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,9 +44,9 @@ func TestAhead(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	us := func(d time.Duration) int64 { return now.Add(d).UnixMicro() }
 	parts := map[Key]Partition{
-		{"t", 0}: {us(-3 * time.Hour), now},
-		{"t", 1}: {us(-2 * time.Hour), now},
-		{"t", 2}: {us(0), now},
+		{"t", 0}: {MaxEventTime: us(-3 * time.Hour), LastRecord: now},
+		{"t", 1}: {MaxEventTime: us(-2 * time.Hour), LastRecord: now},
+		{"t", 2}: {MaxEventTime: us(0), LastRecord: now},
 	}
 	stream := Config{}.Stream(parts, now, None)
 	for _, tt := range []struct {
