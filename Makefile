@@ -43,6 +43,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseType$$' -fuzztime=30s ./ingest/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePositions$$' -fuzztime=30s ./ingest/checkpoint/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecoder$$' -fuzztime=30s ./ingest/registry/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCanal$$' -fuzztime=30s ./cdc/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeDebezium$$' -fuzztime=30s ./cdc/
 
 # One run: fetch, decode+encode, full pipeline, 10,000 partitions and the
 # protobuf pipeline (sluice bench), then the protobuf decoder against
