@@ -231,6 +231,19 @@ func (m *Merger) Merge(ctx context.Context, group []iceberg.DataFile) (merged, w
 	return merged, written, nil
 }
 
+// MergeFiles merges a partition's files: every group Plan makes of them,
+// with the merger's options. It returns all the files merged and written.
+func (m *Merger) MergeFiles(ctx context.Context, files []iceberg.DataFile) (merged, written []iceberg.DataFile, err error) {
+	for _, g := range Plan(files, m.opts) {
+		mf, wf, err := m.Merge(ctx, g)
+		if err != nil {
+			return nil, nil, err
+		}
+		merged, written = append(merged, mf...), append(written, wf...)
+	}
+	return merged, written, nil
+}
+
 func (m *Merger) copyFile(f iceberg.DataFile, w *ice.Writer, rows []parquet.Row, key *[]byte) (int64, error) {
 	in, err := m.fs.Open(f.FilePath())
 	if err != nil {

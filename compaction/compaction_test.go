@@ -153,13 +153,11 @@ func TestMergeAndCommit(t *testing.T) {
 		if len(p.Files) != 6 {
 			t.Errorf("%s has %d files, want 6", p.Path, len(p.Files))
 		}
-		for _, g := range Plan(p.Files, Options{}) {
-			mf, wf, err := m.Merge(ctx, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			merged, written = append(merged, mf...), append(written, wf...)
+		mf, wf, err := m.MergeFiles(ctx, p.Files)
+		if err != nil {
+			t.Fatal(err)
 		}
+		merged, written = append(merged, mf...), append(written, wf...)
 	}
 	if len(merged) != 18 || len(written) != 3 {
 		t.Fatalf("merged %d files into %d, want 18 into 3", len(merged), len(written))

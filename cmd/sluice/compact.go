@@ -92,22 +92,14 @@ func compactCmd(args []string, out io.Writer) (err error) {
 	load := func(ctx context.Context) (*table.Table, error) { return cat.LoadTable(ctx, ident) }
 	var before, after int
 	for _, p := range parts {
-		groups := compaction.Plan(p.Files, opts)
-		if len(groups) == 0 {
-			continue
-		}
-		var merged, written []iceberggo.DataFile
-		for _, g := range groups {
-			mf, wf, err := m.Merge(ctx, g)
-			if err != nil {
-				return fmt.Errorf("partition %s: %w", orDash(p.Path), err)
-			}
-			merged, written = append(merged, mf...), append(written, wf...)
+		merged, written, err := m.MergeFiles(ctx, p.Files)
+		if err != nil {
+			return fmt.Errorf("partition %s: %w", orDash(p.Path), err)
 		}
 		if len(merged) == 0 {
 			continue
 		}
-		if tbl, err = compaction.Commit(ctx, load, tbl, merged, written, iceberggo.Properties{"sluice.compaction": "on-demand"}); err != nil {
+		if tbl, err = compaction.Commit(ctx, load, tbl, merged, written, iceberggo.Properties{iceberg.PropCompaction: orDash(p.Path)}); err != nil {
 			return fmt.Errorf("partition %s: %w", orDash(p.Path), err)
 		}
 		before, after = before+len(merged), after+len(written)

@@ -174,7 +174,7 @@ func (p *pipeline) compactor(sc config.Stream, tbl *table.Table, out *schema.Lay
 	// A live writer's file waits at most a checkpoint or two and the
 	// commit's retries for its snapshot: anything older is an orphan.
 	orphanAge := p.cfg.Checkpoint.CommitFailureTimeout.D() + 3*p.cfg.Checkpoint.Interval.D()
-	return partitionCompactor{m: m, opts: opts, orphanAge: orphanAge, log: p.log}, nil
+	return partitionCompactor{m: m, orphanAge: orphanAge, log: p.log}, nil
 }
 
 // compactionWorker numbers merged files' names apart from the workers'.
@@ -182,14 +182,13 @@ const compactionWorker = 999
 
 type partitionCompactor struct {
 	m         *compaction.Merger
-	opts      compaction.Options
 	orphanAge time.Duration
 	log       *slog.Logger
 }
 
 // Compact first deletes the partition's orphans (files of crashed runs
 // older than orphanAge), then merges its small files.
-func (pc partitionCompactor) Compact(ctx context.Context, tbl *table.Table, path string) (merged, written []iceberggo.DataFile, err error) {
+func (pc partitionCompactor) Compact(ctx context.Context, tbl *table.Table, path string) ([]iceberggo.DataFile, []iceberggo.DataFile, error) {
 	removed, err := iceberg.RemoveOrphansIn(ctx, tbl, path, pc.orphanAge)
 	if err != nil {
 		return nil, nil, err
@@ -201,12 +200,5 @@ func (pc partitionCompactor) Compact(ctx context.Context, tbl *table.Table, path
 	if err != nil || len(parts) == 0 {
 		return nil, nil, err
 	}
-	for _, g := range compaction.Plan(parts[0].Files, pc.opts) {
-		mf, wf, err := pc.m.Merge(ctx, g)
-		if err != nil {
-			return nil, nil, err
-		}
-		merged, written = append(merged, mf...), append(written, wf...)
-	}
-	return merged, written, nil
+	return pc.m.MergeFiles(ctx, parts[0].Files)
 }

@@ -265,15 +265,9 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	if len(cp.Files) == 0 && len(cp.DeleteFiles) == 0 && len(cp.LateFiles) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
 		return 0, nil // nothing new: no snapshot
 	}
-	token := fmt.Sprintf("%s/%s/%s/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp.Checkpoint)
-	props := iceberg.Properties{
-		PropPipeline:     c.opts.Pipeline,
-		PropStream:       st.stream,
-		PropCheckpoint:   strconv.FormatInt(cp.Checkpoint, 10),
-		PropCommitID:     token,
-		PropPositions:    positions.Encode(),
-		PropMaxEventTime: strconv.FormatInt(cp.MaxEventTime, 10),
-	}
+	token := c.token(st, cp.Checkpoint)
+	props := c.streamProps(st, cp.Checkpoint, positions, token)
+	props[PropMaxEventTime] = strconv.FormatInt(cp.MaxEventTime, 10)
 	if len(cp.LateFiles) > 0 {
 		// The late table first: a crash before the stream's own commit
 		// leaves it a checkpoint ahead, which the next start rolls back
@@ -311,6 +305,24 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	c.log.Debug("committed", "table", st.name, "checkpoint", cp.Checkpoint, "files", len(cp.Files),
 		"records", records, "snapshot", snap)
 	return snap, nil
+}
+
+// token names a commit of checkpoint cp uniquely across runs, so an
+// ambiguous commit can be looked for (see tryCommit).
+func (c *Committer) token(st *tableState, cp int64) string {
+	return fmt.Sprintf("%s/%s/%s/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp)
+}
+
+// streamProps is the summary every snapshot of a stream carries: a
+// restarted stream resumes from the newest one (see LoadState).
+func (c *Committer) streamProps(st *tableState, cp int64, positions checkpoint.Positions, token string) iceberg.Properties {
+	return iceberg.Properties{
+		PropPipeline:   c.opts.Pipeline,
+		PropStream:     st.stream,
+		PropCheckpoint: strconv.FormatInt(cp, 10),
+		PropCommitID:   token,
+		PropPositions:  positions.Encode(),
+	}
 }
 
 func countRecords(files []iceberg.DataFile) int64 {

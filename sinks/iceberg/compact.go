@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -182,11 +181,9 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 		p.next.Slices[d.ord] = stats
 	}
 	st.compactions++
-	props := ann.summary(p.next)
-	props[PropPipeline], props[PropStream] = c.opts.Pipeline, st.stream
-	props[PropCheckpoint] = strconv.FormatInt(cp, 10)
-	props[PropPositions] = st.positions.Encode()
-	props[PropCommitID] = fmt.Sprintf("%s/%s/%s/%d/compact/%d/%d", c.opts.Pipeline, st.stream, c.opts.RunID, cp, d.ord, st.compactions)
+	token := fmt.Sprintf("%s/compact/%d/%d", c.token(st, cp), d.ord, st.compactions)
+	props := c.streamProps(st, cp, st.positions, token)
+	maps.Copy(props, ann.summary(p.next))
 	props[PropRecords] = "0"
 	props[PropCompaction] = d.path
 	// The table property names the latest partition announced: not this

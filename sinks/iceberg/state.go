@@ -95,7 +95,7 @@ func findToken(tbl *table.Table, token string) (int64, bool) {
 // Only Parquet files are removed: the data directory also holds what
 // other tools put there for readers, such as _SUCCESS markers.
 func RemoveOrphans(ctx context.Context, tbl *table.Table) ([]string, error) {
-	return removeOrphansIn(ctx, tbl, "", 0)
+	return RemoveOrphansIn(ctx, tbl, "", 0)
 }
 
 // RemoveOrphansIn deletes the Parquet files of one partition directory
@@ -104,10 +104,6 @@ func RemoveOrphans(ctx context.Context, tbl *table.Table) ([]string, error) {
 // daemon runs. age must exceed how long a live writer's file can wait for
 // its commit.
 func RemoveOrphansIn(ctx context.Context, tbl *table.Table, path string, age time.Duration) ([]string, error) {
-	return removeOrphansIn(ctx, tbl, path, age)
-}
-
-func removeOrphansIn(ctx context.Context, tbl *table.Table, path string, age time.Duration) ([]string, error) {
 	loc := strings.TrimSuffix(tbl.Location(), "/") + "/data"
 	if path != "" {
 		loc += "/" + path

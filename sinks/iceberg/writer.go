@@ -121,16 +121,10 @@ const pendingRows = 256
 // from Partitioner.AppendKey; eventTime (microseconds) names new files. The
 // row is not copied: it and its byte slices must stay valid until Flush.
 func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
-	f := w.open[string(key)]
-	if f == nil {
-		var err error
-		if f, err = w.create(key, row, eventTime); err != nil {
-			return err
-		}
-		w.open[f.key] = f
+	f, err := w.fileFor(key, row, eventTime)
+	if err != nil {
+		return err
 	}
-	w.tick++
-	f.lastUsed = w.tick
 	if !f.dirty {
 		f.dirty = true
 		w.dirty = append(w.dirty, f)
@@ -140,6 +134,31 @@ func (w *Writer) Write(key []byte, row parquet.Row, eventTime int64) error {
 		return w.flushFile(f)
 	}
 	return nil
+}
+
+// fileFor returns the open file of a partition key, creating it for row,
+// and marks it the most recently used.
+func (w *Writer) fileFor(key []byte, row parquet.Row, eventTime int64) (*openFile, error) {
+	f := w.open[string(key)]
+	if f == nil {
+		var err error
+		if f, err = w.create(key, row, eventTime); err != nil {
+			return nil, err
+		}
+		w.open[f.key] = f
+	}
+	w.tick++
+	f.lastUsed = w.tick
+	return f, nil
+}
+
+// rollIfFull seals a file that reached the target size.
+func (w *Writer) rollIfFull(f *openFile) error {
+	if f.file.WrittenBytes()+f.file.BufferedBytes() < w.opts.TargetFileSize {
+		return nil
+	}
+	w.stats.FilesRolled++
+	return w.seal(f)
 }
 
 func (w *Writer) create(key []byte, row parquet.Row, eventTime int64) (*openFile, error) {
@@ -178,16 +197,10 @@ func (w *Writer) create(key []byte, row parquet.Row, eventTime int64) (*openFile
 // parquet.File.WriteRowGroup). false means the layout needs the rows
 // written one by one; nothing was written.
 func (w *Writer) WriteRowGroup(key []byte, first parquet.Row, rg parquet.RowGroup, eventTime int64) (bool, error) {
-	f := w.open[string(key)]
-	if f == nil {
-		var err error
-		if f, err = w.create(key, first, eventTime); err != nil {
-			return false, err
-		}
-		w.open[f.key] = f
+	f, err := w.fileFor(key, first, eventTime)
+	if err != nil {
+		return false, err
 	}
-	w.tick++
-	f.lastUsed = w.tick
 	if err := w.flushFile(f); err != nil {
 		return false, err
 	}
@@ -195,13 +208,7 @@ func (w *Writer) WriteRowGroup(key []byte, first parquet.Row, rg parquet.RowGrou
 	if err != nil || !ok {
 		return ok, err
 	}
-	if f.file.WrittenBytes()+f.file.BufferedBytes() >= w.opts.TargetFileSize {
-		w.stats.FilesRolled++
-		if err := w.seal(f); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	return true, w.rollIfFull(f)
 }
 
 func (w *Writer) flushFile(f *openFile) error {
@@ -233,11 +240,8 @@ func (w *Writer) Flush() error {
 		size := f.file.BufferedBytes() + openFileOverhead
 		w.buffered += size - f.size
 		f.size = size
-		if f.file.WrittenBytes()+f.file.BufferedBytes() >= w.opts.TargetFileSize {
-			w.stats.FilesRolled++
-			if err := w.seal(f); err != nil {
-				return err
-			}
+		if err := w.rollIfFull(f); err != nil {
+			return err
 		}
 	}
 	clear(w.dirty)
