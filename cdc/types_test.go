@@ -8,24 +8,26 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/sluicehq/sluice/cdc/mariadbtest"
 )
 
 // TestColumnsMapEveryType reads a row with a column of every supported
 // type from a real server's log and checks each column's type and value.
 func TestColumnsMapEveryType(t *testing.T) {
-	db := startMariaDB(t)
-	db.exec(t, "CREATE DATABASE d", `CREATE TABLE d.t (
+	db := mariadbtest.Start(t)
+	db.Exec(t, "CREATE DATABASE d", `CREATE TABLE d.t (
 		id INT PRIMARY KEY, ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, mi MEDIUMINT, iu INT UNSIGNED,
 		bi BIGINT, bu BIGINT UNSIGNED, de DECIMAL(12,3), fl FLOAT, do DOUBLE,
 		ch CHAR(3), vc VARCHAR(10), tx TEXT, bl BLOB, bn BINARY(3), vb VARBINARY(5),
 		da DATE, dt DATETIME, dt6 DATETIME(6), ts TIMESTAMP(3) NULL, tm TIME(2), yr YEAR,
 		js JSON, en ENUM('x','y','z'), st SET('a','b','c'), bt BIT(10), ge GEOMETRY, nu INT)`)
-	from := db.position(t)
-	db.exec(t, "SET time_zone = '+00:00'",
+	from := position(t, db)
+	db.Exec(t, "SET time_zone = '+00:00'",
 		`INSERT INTO d.t VALUES (1, -5, 250, -300, -70000, 4000000000, -9000000000, 18446744073709551615, -123.456,
 		1.5, 2.25, 'ab', 'héllo', 'texté', 'blob', 'abc', 'vb', '2026-11-23', '2026-11-23 07:08:09', '2026-11-23 07:08:09.123456',
 		'2026-11-23 07:08:09.123', '-12:34:56.78', 2026, '{"a": [1, 2]}', 'y', 'a,c', b'1000000001', ST_GeomFromText('POINT(1 2)'), NULL)`)
-	r, err := NewReader(Config{Host: db.host, Port: db.port, User: "root", Flavor: "mariadb", ServerID: 9}, nil)
+	r, err := NewReader(Config{Host: db.Host, Port: db.Port, User: "root", Flavor: "mariadb", ServerID: 9}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
