@@ -4,6 +4,7 @@
 package cdc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,18 @@ type Position struct {
 }
 
 func (p Position) String() string { return fmt.Sprintf("%s:%d", p.File, p.Pos) }
+
+// Compare orders positions in log order: -1, 0 or +1. Log file names share
+// a base and end in a fixed-width sequence number, so they sort as text.
+func (p Position) Compare(o Position) int {
+	if c := strings.Compare(p.File, o.File); c != 0 {
+		return c
+	}
+	return cmp.Compare(p.Pos, o.Pos)
+}
+
+// IsZero reports whether p is no position at all.
+func (p Position) IsZero() bool { return p.File == "" }
 
 // Op is what a row change did.
 type Op uint8
@@ -47,8 +60,9 @@ func (o Op) String() string {
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
-// Event is one change read from the log: a row change (Op set) or a DDL
-// statement (Query set).
+// Event is one change read from the log: a row change (Op set), a DDL
+// statement (Query set), or, with neither, progress alone: every event
+// before Next has been handed over, and Next is a transaction boundary.
 type Event struct {
 	Schema, Table string
 	Op            Op
@@ -70,6 +84,8 @@ type Event struct {
 
 // Config is the server to read from and the tables to follow.
 type Config struct {
+	// Name identifies the source in logs and metrics.
+	Name     string
 	Host     string
 	Port     uint16
 	User     string
@@ -133,11 +149,19 @@ func (r *Reader) follows(schema, table string) bool {
 // Run reads the log from `from` and hands each event of a followed table
 // to fn, in log order, until ctx ends (nil) or fn or the connection fails.
 // An event's Next is the end of its transaction: resuming there never
-// splits a transaction.
+// splits a transaction. Between transactions fn also hears the position
+// alone, so a caller learns when the log has been read up to a position
+// even when nothing there concerns its tables.
 func (r *Reader) Run(ctx context.Context, from Position, fn func(Event) error) error {
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: r.cfg.ServerID, Flavor: r.cfg.Flavor, Host: r.cfg.Host, Port: r.cfg.Port,
-		User: r.cfg.User, Password: r.cfg.Password, Logger: r.log, MaxReconnectAttempts: 0,
+		User: r.cfg.User, Password: r.cfg.Password, Logger: r.log,
+		// The caller reconnects from the last transaction boundary it was
+		// handed; the syncer's own retry resumes mid-transaction.
+		DisableRetrySync: true,
+		// Heartbeats keep an idle connection's reads inside the timeout, so
+		// a dead server is noticed within it.
+		HeartbeatPeriod: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		TimestampStringLocation: time.UTC,
 	})
 	defer syncer.Close()
@@ -146,6 +170,7 @@ func (r *Reader) Run(ctx context.Context, from Position, fn func(Event) error) e
 		return fmt.Errorf("cdc: start binlog at %s: %w", from, err)
 	}
 	file := from.File
+	inTx := false
 	var pending []Event // the current transaction's events
 	for {
 		ev, err := stream.GetEvent(ctx)
@@ -156,9 +181,17 @@ func (r *Reader) Run(ctx context.Context, from Position, fn func(Event) error) e
 			return fmt.Errorf("cdc: read binlog in %s: %w", file, err)
 		}
 		at := time.Unix(int64(ev.Header.Timestamp), 0).UTC()
+		end := Position{file, ev.Header.LogPos}
 		switch e := ev.Event.(type) {
 		case *replication.RotateEvent:
 			file = string(e.NextLogName)
+			if !inTx {
+				if err := fn(Event{Next: Position{file, uint32(e.Position)}, Time: at}); err != nil {
+					return err
+				}
+			}
+		case *replication.GTIDEvent, *replication.MariadbGTIDEvent:
+			inTx = true // a group begins: DML up to its XID or COMMIT, or one DDL
 		case *replication.RowsEvent:
 			schema, table := string(e.Table.Schema), string(e.Table.Table)
 			if !r.follows(schema, table) {
@@ -167,17 +200,38 @@ func (r *Reader) Run(ctx context.Context, from Position, fn func(Event) error) e
 			pending = append(pending, rowEvents(ev.Header.EventType, e, schema, table, at)...)
 		case *replication.QueryEvent:
 			q := strings.TrimSpace(string(e.Query))
+			if strings.EqualFold(q, "BEGIN") {
+				inTx = true
+				continue
+			}
+			// Any other statement ends its group: COMMIT of a
+			// non-transactional table's changes, or a standalone DDL or
+			// administrative statement.
+			inTx = false
+			if err := flush(&pending, end, fn); err != nil {
+				return err
+			}
+			next := Event{Next: end, Time: at}
 			if isDDL(q) {
-				if err := flush(&pending, Position{file, ev.Header.LogPos}, fn); err != nil {
-					return err
-				}
-				if err := fn(Event{Schema: string(e.Schema), Query: q, Next: Position{file, ev.Header.LogPos}, Time: at}); err != nil {
-					return err
-				}
+				next.Schema, next.Query = string(e.Schema), q
+			}
+			if err := fn(next); err != nil {
+				return err
 			}
 		case *replication.XIDEvent:
-			if err := flush(&pending, Position{file, ev.Header.LogPos}, fn); err != nil {
+			inTx = false
+			if err := flush(&pending, end, fn); err != nil {
 				return err
+			}
+			if err := fn(Event{Next: end, Time: at}); err != nil {
+				return err
+			}
+		default:
+			if !inTx && ev.Header.LogPos > 0 && ev.Header.EventType != replication.HEARTBEAT_EVENT &&
+				ev.Header.EventType != replication.HEARTBEAT_LOG_EVENT_V2 {
+				if err := fn(Event{Next: end, Time: at}); err != nil {
+					return err
+				}
 			}
 		}
 	}

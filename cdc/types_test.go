@@ -34,7 +34,13 @@ func TestColumnsMapEveryType(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var got Event
-	if err := r.Run(ctx, from, func(e Event) error { got = e; cancel(); return nil }); err != nil {
+	if err := r.Run(ctx, from, func(e Event) error {
+		if e.Op != 0 {
+			got = e
+			cancel()
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got.Map == nil {

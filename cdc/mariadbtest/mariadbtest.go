@@ -1,7 +1,7 @@
-// Package mariadbtest runs a private MariaDB server for tests: a row-based
-// binary log with full row metadata, in a temporary directory on a free
-// port, as Sluice's CDC needs it. Nothing here depends on a server the
-// machine may already run.
+// Package mariadbtest runs a private MariaDB server for tests and the
+// benchmark: a row-based binary log with full row metadata, in its own
+// directory on a free port, as Sluice's CDC needs it. Nothing here depends
+// on a server the machine may already run.
 package mariadbtest
 
 import (
@@ -21,7 +21,6 @@ type Server struct {
 	Host string
 	Port uint16
 
-	tb   testing.TB
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -32,31 +31,38 @@ type Server struct {
 // when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	dir := tb.TempDir()
+	s, err := Launch(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Launch installs a fresh data directory under dir and starts the server
+// on a free port; Stop ends it.
+func Launch(dir string) (*Server, error) {
 	args := []string{"--no-defaults", "--datadir=" + filepath.Join(dir, "data"), "--auth-root-authentication-method=normal", "--skip-test-db"}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
 	if out, err := exec.Command("mariadb-install-db", args...).CombinedOutput(); err != nil {
-		tb.Fatalf("mariadb-install-db: %v\n%s", err, out)
+		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	port := uint16(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	s := &Server{Host: "127.0.0.1", Port: port, tb: tb, dir: dir}
-	s.start()
-	tb.Cleanup(s.Stop)
-	return s
+	s := &Server{Host: "127.0.0.1", Port: port, dir: dir}
+	return s, s.start()
 }
 
 // Addr is host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("%s:%d", s.Host, s.Port) }
 
-func (s *Server) start() {
-	s.tb.Helper()
+func (s *Server) start() error {
 	bin, err := exec.LookPath("mariadbd")
 	if err != nil {
 		bin = "/usr/sbin/mariadbd"
@@ -65,18 +71,18 @@ func (s *Server) start() {
 	srv := []string{"--no-defaults", "--datadir=" + data, fmt.Sprintf("--port=%d", s.Port), "--bind-address=127.0.0.1",
 		"--socket=" + filepath.Join(s.dir, "sock"), "--pid-file=" + filepath.Join(s.dir, "pid"),
 		"--log-bin=" + filepath.Join(data, "bin"), "--binlog-format=ROW", "--binlog-row-metadata=FULL",
-		"--server-id=1", "--skip-name-resolve", "--innodb-buffer-pool-size=64M", "--max-connections=200"}
+		"--server-id=1", "--skip-name-resolve", "--innodb-buffer-pool-size=128M", "--max-connections=200"}
 	if os.Geteuid() == 0 {
 		srv = append(srv, "--user=root")
 	}
 	s.cmd = exec.Command(bin, srv...)
 	s.logf, err = os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		s.tb.Fatal(err)
+		return err
 	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logf, s.logf
 	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatal(err)
+		return err
 	}
 	done := make(chan struct{})
 	s.done = done
@@ -86,16 +92,17 @@ func (s *Server) start() {
 		c, err := s.Connect()
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		select {
 		case <-done:
 			b, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-			s.tb.Fatalf("mariadbd exited:\n%s", b)
+			return fmt.Errorf("mariadbd exited:\n%s", b)
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("mariadbd not ready after 60s: %v", err)
+			s.Stop()
+			return fmt.Errorf("mariadbd not ready after 60s: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -113,10 +120,12 @@ func (s *Server) Stop() {
 }
 
 // Restart stops the server and starts it again on the same data and port.
-func (s *Server) Restart() {
-	s.tb.Helper()
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
 	s.Stop()
-	s.start()
+	if err := s.start(); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // Connect opens a client connection as root.

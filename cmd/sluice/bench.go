@@ -57,7 +57,8 @@ func benchCmd(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	events := fs.Int64("events", 2_000_000, "events per case")
 	partitions := fs.Int("partitions", 8, "Kafka partitions")
-	cases := fs.String("cases", "fetch,encode,pipeline,compact,wide,proto,notices", "cases to run")
+	cases := fs.String("cases", "fetch,encode,pipeline,compact,wide,proto,notices,cdc", "cases to run")
+	cdcRows := fs.Int64("cdc-rows", 1_000_000, "rows of the CDC snapshot case (the change stream is half as many)")
 	child := fs.String("child", "", "internal: run one case in this process")
 	broker := fs.String("broker", "", "internal: broker address for -child")
 	dir := fs.String("dir", "", "internal: work directory for -child")
@@ -88,10 +89,12 @@ func benchCmd(args []string) error {
 		}
 		return false
 	}
-	fmt.Fprintf(os.Stderr, "producing %d events (~300-byte JSON) to %d partitions...\n", *events, *partitions)
 	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	if err := benchProduce(addr, benchTopic, newClickGen(1, "b", start, 6*time.Hour, *events, 0), *events); err != nil {
-		return err
+	if has("fetch") || has("encode") || has("pipeline") || has("compact") || has("notices") {
+		fmt.Fprintf(os.Stderr, "producing %d events (~300-byte JSON) to %d partitions...\n", *events, *partitions)
+		if err := benchProduce(addr, benchTopic, newClickGen(1, "b", start, 6*time.Hour, *events, 0), *events); err != nil {
+			return err
+		}
 	}
 	if has("proto") {
 		_, md, err := writeBenchProto(filepath.Join(work, "protos"))
@@ -121,6 +124,13 @@ func benchCmd(args []string) error {
 			return fmt.Errorf("case %s: %w", c, err)
 		}
 		results = append(results, r)
+	}
+	if has("cdc") {
+		rs, err := benchCDC(filepath.Join(work, "cdc"), *cdcRows)
+		if err != nil {
+			return fmt.Errorf("case cdc: %w", err)
+		}
+		results = append(results, rs...)
 	}
 	var notices *noticeLatency
 	if has("notices") {
@@ -178,6 +188,7 @@ func printBench(out io.Writer, results []benchResult, partitions int) {
 			fmt.Fprintf(out, "ratio pipeline/fetch (events per CPU-second): %.2f\n", c.perCPU()/a.perCPU())
 		}
 	}
+	printCDCBench(out, byCase)
 	if w, ok := byCase["wide"]; ok && w.Parts > 0 {
 		fmt.Fprintf(out, "wide: %d partitions, %d files, %.2f files per partition, peak RSS %.0f MiB\n",
 			w.Parts, w.Files, float64(w.Files)/float64(w.Parts), float64(w.RSS)/(1<<20))
@@ -280,6 +291,10 @@ func benchChild(c, addr, dir string, events int64) error {
 		r, err = benchEncode(addr, events)
 	case "pipeline", "wide", "proto", "compact":
 		r, err = benchPipeline(c, addr, dir, events)
+	case "binlog":
+		r, err = benchBinlogRaw(dir)
+	case "cdc-snapshot", "cdc-apply":
+		r, err = benchMirror(c, dir, events)
 	default:
 		return fmt.Errorf("unknown case %q", c)
 	}

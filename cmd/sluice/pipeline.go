@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluicehq/sluice/cdc"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/ingest/checkpoint"
 	"github.com/sluicehq/sluice/ingest/config"
@@ -61,6 +62,9 @@ type pipeline struct {
 	mu      sync.Mutex
 	streams []*ingest.Stream // in config order, for progress displays
 	byName  map[string]*streamRun
+	// mirrors are the CDC sources and their tables by commit stream.
+	sources []*cdc.Mirror
+	mirrors map[string]*mirrorTarget
 	notices *kgo.Client // producer of notice topics; nil until needed
 }
 
@@ -134,7 +138,8 @@ func instanceID(cfg *config.Pipeline, stream string) string {
 // prepares every stream's table (creating missing ones, evolving compatible
 // schema changes, deleting files a crashed run left uncommitted).
 func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*pipeline, error) {
-	p := &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), byName: map[string]*streamRun{}, runID: newRunID()}
+	p := &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), byName: map[string]*streamRun{}, runID: newRunID(),
+		mirrors: map[string]*mirrorTarget{}}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_config_reloads_total", Help: "Config reloads by result: applied, unchanged, refused.",
@@ -163,7 +168,7 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		}
 		p.closers = append(p.closers, f.Close)
 		p.dl = f
-	} else {
+	} else if cfg.DeadLetter.Topic != "" {
 		cl, err := kgo.NewClient(append(p.kopts, kgo.ProducerBatchMaxBytes(int32(min(cfg.DeadLetter.MaxValueBytes+64<<10, 16<<20))))...)
 		if err != nil {
 			return nil, fmt.Errorf("dead_letter.topic: %w", err)
@@ -184,6 +189,13 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		}
 		p.streams = append(p.streams, r.s)
 		p.byName[sc.Name] = r
+	}
+	for i, c := range cfg.CDC {
+		m, err := p.newMirror(c)
+		if err != nil {
+			return nil, fmt.Errorf("cdc[%d]: %w", i, err)
+		}
+		p.sources = append(p.sources, m)
 	}
 	ok = true
 	return p, nil
@@ -282,7 +294,7 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 // ingest); the rest is for sealing and commits (a checkpoint of a backfill
 // holds tens of thousands of data files) and for the garbage collector.
 func writerBudget(cfg *config.Pipeline) int64 {
-	return int64(cfg.MemoryBudget) / 4 / int64(cfg.Writer.Workers) / int64(len(cfg.Streams))
+	return int64(cfg.MemoryBudget) / 4 / int64(cfg.Writer.Workers) / int64(max(1, len(cfg.Streams)))
 }
 
 // lateTable readies the table of a stream's late rows (late.policy table):
@@ -327,6 +339,12 @@ func (p *pipeline) Committed(stream string, cp checkpoint.DataWritten, snapshotI
 	if r != nil {
 		r.s.Committed(cp, snapshotID)
 	}
+	p.mu.Lock()
+	m := p.mirrors[stream]
+	p.mu.Unlock()
+	if m != nil {
+		m.committed(cp.Checkpoint)
+	}
 }
 
 // runningStreams lists the streams in config order.
@@ -364,7 +382,17 @@ func (p *pipeline) run(ctx context.Context, metricsAddr string, reload <-chan []
 	})
 	g.Go(func() error {
 		defer stopCommit()
-		return p.supervise(ctx, gctx, reload)
+		// CDC sources take their last checkpoints, and wait for them, as
+		// the streams do, before the committer stops.
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(gctx, cancel)() // the committer failed
+		mg, mctx := errgroup.WithContext(sctx)
+		for _, m := range p.sources {
+			mg.Go(func() error { return m.Run(mctx) })
+		}
+		mg.Go(func() error { return p.supervise(mctx, gctx, reload) })
+		return mg.Wait()
 	})
 	if metricsAddr != "" {
 		srv := &http.Server{Addr: metricsAddr, Handler: p.handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -18,11 +18,12 @@ func TestReadmePipelinesAreValid(t *testing.T) {
 	}
 	t.Setenv("SLUICE_KAFKA_PASSWORD", "x")
 	t.Setenv("SLUICE_CATALOG_PASSWORD", "x")
+	t.Setenv("SLUICE_MYSQL_PASSWORD", "x")
 	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(raw), -1)
 	n := 0
 	for _, b := range blocks {
 		text := b[1]
-		if !strings.HasPrefix(text, "name:") || !strings.Contains(text, "\nstreams:") {
+		if !strings.HasPrefix(text, "name:") || !strings.Contains(text, "\nstreams:") && !strings.Contains(text, "\ncdc:") {
 			continue // a fragment
 		}
 		n++

@@ -137,6 +137,9 @@ type DataWritten struct {
 	Counts Counts
 	// Bytes is the total size of Files.
 	Bytes int64
+	// Props are more snapshot summary properties the source records with
+	// its positions (a CDC table's snapshot progress); the last part's win.
+	Props map[string]string
 }
 
 // Gatherer assembles checkpoints from the parts every worker reports. Each
@@ -192,6 +195,12 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 		}
 		merged.Counts.Add(p.Counts)
 		merged.Bytes += p.Bytes
+		if len(p.Props) > 0 {
+			if merged.Props == nil {
+				merged.Props = map[string]string{}
+			}
+			maps.Copy(merged.Props, p.Props)
+		}
 	}
 	return merged
 }

@@ -49,6 +49,8 @@ type Pipeline struct {
 	MemoryBudget ByteSize `yaml:"memory_budget"`
 	// Streams are the independent flows from topics to tables.
 	Streams []Stream `yaml:"streams"`
+	// CDC are MySQL/MariaDB servers whose tables are mirrored.
+	CDC []CDC `yaml:"cdc"`
 }
 
 // Kafka is the source cluster.
@@ -400,6 +402,21 @@ type Retention struct {
 	MaxManifests int `yaml:"max_manifests"`
 }
 
+func (r *Retention) applyDefaults() {
+	if r.Disabled {
+		return
+	}
+	if r.MaxSnapshotAge == 0 {
+		r.MaxSnapshotAge = Duration(DefaultMaxSnapshotAge)
+	}
+	if r.MinSnapshots == 0 {
+		r.MinSnapshots = DefaultMinSnapshots
+	}
+	if r.MaxManifests == 0 {
+		r.MaxManifests = DefaultMaxManifests
+	}
+}
+
 // Compaction merges small files inside the running pipeline.
 type Compaction struct {
 	// TargetFileSize is the size merged files roll at (default
@@ -677,6 +694,9 @@ func (p *Pipeline) applyDefaults() {
 	if p.DeadLetter.MaxValueBytes == 0 {
 		p.DeadLetter.MaxValueBytes = 1 << 20
 	}
+	for i := range p.CDC {
+		p.CDC[i].applyDefaults()
+	}
 	for i := range p.Streams {
 		s := &p.Streams[i]
 		if s.Format == "" {
@@ -698,17 +718,7 @@ func (p *Pipeline) applyDefaults() {
 		if c := s.Table.Compaction; c != nil && c.OpenFiles == 0 {
 			c.OpenFiles = DefaultCompactOpenFiles
 		}
-		if r := &s.Table.Retention; !r.Disabled {
-			if r.MaxSnapshotAge == 0 {
-				r.MaxSnapshotAge = Duration(DefaultMaxSnapshotAge)
-			}
-			if r.MinSnapshots == 0 {
-				r.MinSnapshots = DefaultMinSnapshots
-			}
-			if r.MaxManifests == 0 {
-				r.MaxManifests = DefaultMaxManifests
-			}
-		}
+		s.Table.Retention.applyDefaults()
 		if n := s.Table.Notify; n != nil {
 			for i := range n.Targets {
 				if n.Targets[i].Type == "webhook" && n.Targets[i].Timeout == 0 {
@@ -733,7 +743,7 @@ func (p *Pipeline) Validate() error {
 	if p.MemoryBudget < 64<<20 {
 		bad("memory_budget", "%s is below the minimum 64MiB", p.MemoryBudget)
 	}
-	if len(p.Kafka.Brokers) == 0 {
+	if len(p.Kafka.Brokers) == 0 && (len(p.Streams) > 0 || p.DeadLetter.Topic != "") {
 		bad("kafka.brokers", "at least one broker is required")
 	}
 	for i, b := range p.Kafka.Brokers {
@@ -793,11 +803,21 @@ func (p *Pipeline) Validate() error {
 	if p.Writer.MaxOpenFiles < 1 {
 		bad("writer.max_open_files", "%d must be at least 1", p.Writer.MaxOpenFiles)
 	}
-	if (p.DeadLetter.Topic == "") == (p.DeadLetter.File == "") {
+	if p.DeadLetter.Topic != "" && p.DeadLetter.File != "" || len(p.Streams) > 0 && p.DeadLetter.Topic == "" && p.DeadLetter.File == "" {
 		bad("dead_letter", "set exactly one of topic and file")
 	}
-	if len(p.Streams) == 0 {
-		bad("streams", "at least one stream is required")
+	if len(p.Streams) == 0 && len(p.CDC) == 0 {
+		bad("streams", "at least one stream or cdc source is required")
+	}
+	sources := map[string]bool{}
+	for i := range p.CDC {
+		c := &p.CDC[i]
+		at := fmt.Sprintf("cdc[%d]", i)
+		if sources[c.Name] {
+			bad(at+".name", "%q is used by another cdc source", c.Name)
+		}
+		sources[c.Name] = true
+		errs = append(errs, c.validate(at)...)
 	}
 	names, tables := map[string]bool{}, map[string]int{}
 	for i := range p.Streams {

@@ -296,12 +296,14 @@ func TestConfigWrongValueType(t *testing.T) {
 // message is compared with testdata/NAME.bad.yaml.err; this table keeps a
 // careless -update from accepting a message that lost its path.
 var badConfigs = map[string][]string{
-	"unknown_top_level_key":                 {"metrics_addr: unknown key (line 22)"},
-	"unknown_stream_key":                    {"streams[0].colums: unknown key (line 14)"},
-	"unknown_column_key":                    {"streams[0].columns[2].nullable: unknown key"},
-	"unknown_etl_key":                       {"streams[0].etl.where: unknown key"},
-	"many_unknown_keys":                     {"kafka.sasl.user:", "streams[0].colums:", "streams[0].etl.columns[0].expression:", "streams[0].table.partitions:", "retention:"},
-	"missing_name":                          {"name: required"},
+	"unknown_top_level_key": {"metrics_addr: unknown key (line 22)"},
+	"unknown_stream_key":    {"streams[0].colums: unknown key (line 14)"},
+	"unknown_column_key":    {"streams[0].columns[2].nullable: unknown key"},
+	"unknown_etl_key":       {"streams[0].etl.where: unknown key"},
+	"many_unknown_keys":     {"kafka.sasl.user:", "streams[0].colums:", "streams[0].etl.columns[0].expression:", "streams[0].table.partitions:", "retention:"},
+	"missing_name":          {"name: required"},
+	"cdc": {"cdc[0].host: required", "cdc[0].port: 70000", "cdc[0].user: required", `cdc[0].flavor: "oracle"`, "cdc[0].server_id: required",
+		`cdc[0].tables[0]: "nodot"`, `cdc[0].tables[1]: "a.[b"`, `cdc[0].namespace: "bad name"`, "cdc[0].snapshot.chunk_rows: -1", `cdc[1].name: "shop" is used`},
 	"bad_name":                              {"name: \"my shop\""},
 	"no_brokers":                            {"kafka.brokers:"},
 	"bad_broker":                            {"kafka.brokers[1]:", "kafka-2"},

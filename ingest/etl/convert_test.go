@@ -51,7 +51,7 @@ func TestDecimalValue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, _, err := decimalValue(tc.in, typ, nil)
+			v, _, err := schema.DecimalValue(tc.in, typ, nil)
 			var got string
 			switch {
 			case err != nil:
@@ -89,7 +89,7 @@ func TestDecimalToFloat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, _, err := decimalValue(tc.in, typ, nil)
+			v, _, err := schema.DecimalValue(tc.in, typ, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -113,7 +113,7 @@ func leafValue(t testing.TB, typ schema.Type, v any) parquet.Value {
 	case schema.KindTimestamp, schema.KindTimestampTZ:
 		return parquet.Int64Value(v.(time.Time).UnixMicro())
 	case schema.KindDecimal:
-		pv, _, err := decimalValue(v.(string), typ, nil)
+		pv, _, err := schema.DecimalValue(v.(string), typ, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -262,12 +262,14 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	positions.Merge(cp.Positions)
 	start := c.opts.Now()
 	ann := st.announce.prepare(st.name, c.opts.Pipeline, st.stream, cp, start)
-	if len(cp.Files) == 0 && len(cp.DeleteFiles) == 0 && len(cp.LateFiles) == 0 && positions.Encode() == st.positions.Encode() && len(ann.due) == 0 {
+	if len(cp.Files) == 0 && len(cp.DeleteFiles) == 0 && len(cp.LateFiles) == 0 && positions.Encode() == st.positions.Encode() &&
+		len(ann.due) == 0 && len(cp.Props) == 0 {
 		return 0, nil // nothing new: no snapshot
 	}
 	token := c.token(st, cp.Checkpoint)
 	props := c.streamProps(st, cp.Checkpoint, positions, token)
 	props[PropMaxEventTime] = strconv.FormatInt(cp.MaxEventTime, 10)
+	maps.Copy(props, cp.Props)
 	if len(cp.LateFiles) > 0 {
 		// The late table first: a crash before the stream's own commit
 		// leaves it a checkpoint ahead, which the next start rolls back

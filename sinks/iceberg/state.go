@@ -42,6 +42,9 @@ type State struct {
 	EventTimes checkpoint.Positions
 	// Notify is the announcement state, with the committed watermark.
 	Notify partition.State
+	// Summary is the whole summary of the snapshot, for properties a
+	// source recorded (checkpoint.DataWritten.Props).
+	Summary map[string]string
 }
 
 // LoadState finds the newest snapshot of the table's main branch written by
@@ -60,7 +63,7 @@ func LoadState(tbl *table.Table, stream string) (State, error) {
 				return State{}, fmt.Errorf("snapshot %d: bad %s %q", snap.SnapshotID, PropCheckpoint, props[PropCheckpoint])
 			}
 			met, _ := strconv.ParseInt(props[PropMaxEventTime], 10, 64)
-			st := State{Checkpoint: cp, Positions: pos, SnapshotID: snap.SnapshotID, MaxEventTime: met}
+			st := State{Checkpoint: cp, Positions: pos, SnapshotID: snap.SnapshotID, MaxEventTime: met, Summary: props}
 			if err := decodeState(props, &st); err != nil {
 				return State{}, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
 			}
