@@ -162,7 +162,11 @@ func (r *Reader) Run(ctx context.Context, from Position, fn func(Event) error) e
 		// Heartbeats keep an idle connection's reads inside the timeout, so
 		// a dead server is noticed within it.
 		HeartbeatPeriod: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		TimestampStringLocation: time.UTC,
+		// DATETIME and TIMESTAMP as time.Time: no text to format and parse.
+		ParseTime: true, TimestampStringLocation: time.UTC,
+		// Decoded events waiting to be read: the default (10240 events of
+		// up to thousands of rows each) would hold gigabytes.
+		EventCacheCount: 64,
 	})
 	defer syncer.Close()
 	stream, err := syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Pos})

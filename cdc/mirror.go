@@ -17,7 +17,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
-
 )
 
 // Progress is what a table's destination has committed: the log position
@@ -231,7 +230,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 		}
 	}
 	m.log.Info("cdc source started", "source", m.cfg.Source.Name, "tables", len(tables), "from", from, "snapshots", len(snapshots))
-	events := make(chan Event, 4096)
+	events := make(chan []Event, 8)
 	chunks := make(chan chunk, m.cfg.Parallelism)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.read(gctx, from, events) })
@@ -286,19 +285,26 @@ func (t *mtable) setColumns(cols []Column) error {
 	return nil
 }
 
-// read streams the log into events, reconnecting from the last
-// transaction boundary it handed over when the connection fails.
-func (m *Mirror) read(ctx context.Context, from Position, events chan<- Event) error {
+// read streams the log into events, a transaction's events in one batch,
+// reconnecting from the last transaction boundary it handed over when the
+// connection fails.
+func (m *Mirror) read(ctx context.Context, from Position, events chan<- []Event) error {
 	defer close(events)
 	var failing time.Time
 	backoff := 200 * time.Millisecond
+	var batch []Event
 	for {
 		err := m.reader.Run(ctx, from, func(e Event) error {
+			batch = append(batch, e)
+			if e.Op != 0 && len(batch) < 4096 {
+				return nil // the transaction goes on
+			}
 			select {
-			case events <- e:
+			case events <- batch:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+			batch = make([]Event, 0, min(2*len(batch), 4096))
 			from = e.Next
 			failing = time.Time{}
 			return nil
@@ -306,6 +312,7 @@ func (m *Mirror) read(ctx context.Context, from Position, events chan<- Event) e
 		if ctx.Err() != nil {
 			return nil
 		}
+		batch = batch[:0] // a cut transaction is read again whole
 		if failing.IsZero() {
 			failing, backoff = time.Now(), 200*time.Millisecond
 		}
@@ -381,7 +388,7 @@ func (m *Mirror) snapshotTable(ctx context.Context, t *mtable, chunks chan<- chu
 
 // apply is the one goroutine that changes the targets: log events in
 // order, snapshot chunks once the log is read past them, checkpoints.
-func (m *Mirror) apply(ctx context.Context, tables map[string]*mtable, at Position, events <-chan Event, chunks <-chan chunk) error {
+func (m *Mirror) apply(ctx context.Context, tables map[string]*mtable, at Position, events <-chan []Event, chunks <-chan chunk) error {
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
 	var waiting []chunk
@@ -399,14 +406,16 @@ func (m *Mirror) apply(ctx context.Context, tables map[string]*mtable, at Positi
 				return nil // the transaction is read again after a restart
 			}
 			return m.last(tables, at)
-		case e, ok := <-events:
+		case batch, ok := <-events:
 			if !ok {
 				return nil
 			}
-			if err := m.event(ctx, tables, &at, e); err != nil {
-				return err
+			for _, e := range batch {
+				if err := m.event(ctx, tables, &at, e); err != nil {
+					return err
+				}
+				mid = e.Op != 0
 			}
-			mid = e.Op != 0
 		case c := <-in:
 			waiting = append(waiting, c)
 		case <-tick.C:
@@ -580,10 +589,14 @@ func (t *mtable) values(sh *shape, row []any, out []parquet.Value) error {
 		if to < 0 || i >= len(row) {
 			continue
 		}
-		v, err := c.Value(row[i])
-		if err != nil {
-			return err
+		v := row[i]
+		if !c.plain {
+			var err error
+			if v, err = c.Value(v); err != nil {
+				return err
+			}
 		}
+		var err error
 		if out[to], err = store(v, t.cols[to].Type); err != nil {
 			return fmt.Errorf("column %s: %w", c.Name, err)
 		}

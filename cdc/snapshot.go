@@ -243,7 +243,10 @@ func snapshotColumn(c sourceColumn) (Column, error) {
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set":
 		// ENUM and SET come by name, where the log has an index and a
 		// bitmask to look the names up by.
-		return Column{Type: kind(schema.KindString), conv: toString}, nil
+		if c.charset == "latin1" {
+			return Column{Type: kind(schema.KindString), conv: latin1Text}, nil
+		}
+		return Column{Type: kind(schema.KindString), conv: toString, plain: true}, nil
 	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "inet4", "inet6", "uuid":
 		return Column{Type: kind(schema.KindBinary), conv: toBytes}, nil
 	case "date":

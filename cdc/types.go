@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"golang.org/x/text/encoding/charmap"
 
 	"github.com/sluicehq/sluice/ingest/schema"
 )
@@ -40,10 +41,84 @@ type Column struct {
 	Name string
 	Type schema.Type
 	conv func(v any) (any, error)
+	// plain: conv changes no value's meaning (only its Go type), so store
+	// may take the reader's value directly (see values).
+	plain bool
 }
 
 // binaryCollation is the collation of binary strings.
 const binaryCollation = 63
+
+// latin1Collations are the ids of latin1's collations. Text reaches Sluice
+// in its column's character set; latin1 (MySQL's is Windows-1252), the
+// old default, is converted to UTF-8. utf8mb3, utf8mb4 and ascii need
+// nothing; other character sets are taken as they are.
+var latin1Collations = map[uint64]bool{5: true, 8: true, 15: true, 31: true, 47: true, 48: true, 49: true, 94: true}
+
+// latin1Text converts latin1 text to UTF-8.
+func latin1Text(v any) (any, error) {
+	b, err := toBytes(v)
+	if err != nil {
+		return nil, err
+	}
+	raw := b.([]byte)
+	ascii := true
+	for _, c := range raw {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return string(raw), nil
+	}
+	out, err := charmap.Windows1252.NewDecoder().Bytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("latin1 text: %w", err)
+	}
+	return string(out), nil
+}
+
+// textNames converts ENUM or SET value names of a latin1 column.
+func textNames(names []string, latin1 bool) []string {
+	if !latin1 {
+		return names
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		s, _ := latin1Text(n)
+		out[i] = s.(string)
+	}
+	return out
+}
+
+// fixedLength is the byte length of a CHAR or BINARY column from its
+// metadata in the log (as the log's reader decodes it).
+func fixedLength(meta uint16) int {
+	if meta >= 256 {
+		b0, b1 := uint8(meta>>8), uint8(meta&0xff)
+		if b0&0x30 != 0x30 {
+			return int(uint16(b1) | uint16((b0&0x30)^0x30)<<4)
+		}
+		return int(b1)
+	}
+	return int(meta)
+}
+
+// padBytes restores the trailing zero bytes of a BINARY(n) value.
+func padBytes(v any, n int) (any, error) {
+	b, err := toBytes(v)
+	if err != nil {
+		return nil, err
+	}
+	raw := b.([]byte)
+	if len(raw) >= n {
+		return raw, nil
+	}
+	out := make([]byte, n)
+	copy(out, raw)
+	return out, nil
+}
 
 // Columns maps the columns of a table as the log describes it.
 func Columns(tm *replication.TableMapEvent) ([]Column, error) {
@@ -52,12 +127,16 @@ func Columns(tm *replication.TableMapEvent) ([]Column, error) {
 		return nil, fmt.Errorf("table %s.%s: the log has no column names; run the server with binlog_row_metadata=FULL", tm.Schema, tm.Table)
 	}
 	unsigned := tm.UnsignedMap()
-	collations := tm.CollationMap()
+	collations, enumSet := tm.CollationMap(), tm.EnumSetCollationMap()
 	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
 	var errs []error
 	cols := make([]Column, len(names))
 	for i, name := range names {
-		c, err := column(tm, i, unsigned[i], collations[i] == binaryCollation, enums[i], sets[i])
+		coll := collations[i]
+		if tm.IsEnumColumn(i) || tm.IsSetColumn(i) {
+			coll = enumSet[i]
+		}
+		c, err := column(tm, i, unsigned[i], coll == binaryCollation, latin1Collations[coll], enums[i], sets[i])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("column %s: %w", name, err))
 			continue
@@ -71,47 +150,57 @@ func Columns(tm *replication.TableMapEvent) ([]Column, error) {
 	return cols, nil
 }
 
-func column(tm *replication.TableMapEvent, i int, unsigned, binary bool, enum, set []string) (Column, error) {
+func column(tm *replication.TableMapEvent, i int, unsigned, binary, latin1 bool, enum, set []string) (Column, error) {
 	kind := func(k schema.Kind) schema.Type { return schema.Type{Kind: k} }
 	switch {
 	case tm.IsEnumColumn(i):
+		enum = textNames(enum, latin1)
 		return Column{Type: kind(schema.KindString), conv: func(v any) (any, error) { return enumName(v, enum) }}, nil
 	case tm.IsSetColumn(i):
+		set = textNames(set, latin1)
 		return Column{Type: kind(schema.KindString), conv: func(v any) (any, error) { return setNames(v, set) }}, nil
 	}
 	switch t := tm.ColumnType[i]; t {
 	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24:
-		return Column{Type: kind(schema.KindInt32), conv: toInt32}, nil
+		return Column{Type: kind(schema.KindInt32), conv: toInt32, plain: true}, nil
 	case mysql.MYSQL_TYPE_LONG:
 		if unsigned {
-			return Column{Type: kind(schema.KindInt64), conv: toInt64}, nil
+			return Column{Type: kind(schema.KindInt64), conv: toInt64, plain: true}, nil
 		}
-		return Column{Type: kind(schema.KindInt32), conv: toInt32}, nil
+		return Column{Type: kind(schema.KindInt32), conv: toInt32, plain: true}, nil
 	case mysql.MYSQL_TYPE_LONGLONG:
 		if unsigned {
 			return Column{Type: schema.Type{Kind: schema.KindDecimal, Precision: 20}, conv: toDecimalText}, nil
 		}
-		return Column{Type: kind(schema.KindInt64), conv: toInt64}, nil
+		return Column{Type: kind(schema.KindInt64), conv: toInt64, plain: true}, nil
 	case mysql.MYSQL_TYPE_NEWDECIMAL:
 		p, s := int(tm.ColumnMeta[i]>>8), int(tm.ColumnMeta[i]&0xff)
-		return Column{Type: schema.Type{Kind: schema.KindDecimal, Precision: p, Scale: s}, conv: toDecimalText}, nil
+		return Column{Type: schema.Type{Kind: schema.KindDecimal, Precision: p, Scale: s}, conv: toDecimalText, plain: true}, nil
 	case mysql.MYSQL_TYPE_FLOAT:
-		return Column{Type: kind(schema.KindFloat32), conv: same}, nil
+		return Column{Type: kind(schema.KindFloat32), conv: same, plain: true}, nil
 	case mysql.MYSQL_TYPE_DOUBLE:
-		return Column{Type: kind(schema.KindFloat64), conv: same}, nil
+		return Column{Type: kind(schema.KindFloat64), conv: same, plain: true}, nil
 	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_BLOB:
-		if binary {
-			return Column{Type: kind(schema.KindBinary), conv: toBytes}, nil
+		switch {
+		case binary && t == mysql.MYSQL_TYPE_STRING:
+			// BINARY(n): the log drops trailing zero bytes, which are
+			// part of the value.
+			n := fixedLength(tm.ColumnMeta[i])
+			return Column{Type: kind(schema.KindBinary), conv: func(v any) (any, error) { return padBytes(v, n) }}, nil
+		case binary:
+			return Column{Type: kind(schema.KindBinary), conv: toBytes, plain: true}, nil
+		case latin1:
+			return Column{Type: kind(schema.KindString), conv: latin1Text}, nil
 		}
-		return Column{Type: kind(schema.KindString), conv: toString}, nil
+		return Column{Type: kind(schema.KindString), conv: toString, plain: true}, nil
 	case mysql.MYSQL_TYPE_JSON:
 		return Column{Type: kind(schema.KindString), conv: toString}, nil
 	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
 		return Column{Type: kind(schema.KindDate), conv: func(v any) (any, error) { return parseTime(v, "2006-01-02") }}, nil
 	case mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
-		return Column{Type: schema.Type{Kind: schema.KindTimestamp, Unit: schema.Micros}, conv: func(v any) (any, error) { return parseTime(v, "2006-01-02 15:04:05.999999") }}, nil
+		return Column{Type: schema.Type{Kind: schema.KindTimestamp, Unit: schema.Micros}, conv: func(v any) (any, error) { return parseTime(v, "2006-01-02 15:04:05.999999") }, plain: true}, nil
 	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
-		return Column{Type: schema.Type{Kind: schema.KindTimestampTZ, Unit: schema.Micros}, conv: func(v any) (any, error) { return parseTime(v, "2006-01-02 15:04:05.999999") }}, nil
+		return Column{Type: schema.Type{Kind: schema.KindTimestampTZ, Unit: schema.Micros}, conv: func(v any) (any, error) { return parseTime(v, "2006-01-02 15:04:05.999999") }, plain: true}, nil
 	case mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2:
 		return Column{Type: kind(schema.KindInt64), conv: timeMicros}, nil
 	case mysql.MYSQL_TYPE_YEAR:

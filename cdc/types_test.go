@@ -23,7 +23,7 @@ func TestColumnsMapEveryType(t *testing.T) {
 		da DATE, dt DATETIME, dt6 DATETIME(6), ts TIMESTAMP(3) NULL, tm TIME(2), yr YEAR,
 		js JSON, en ENUM('x','y','z'), st SET('a','b','c'), bt BIT(10), ge GEOMETRY, nu INT)`)
 	from := position(t, db)
-	db.Exec(t, "SET time_zone = '+00:00'",
+	db.Exec(t, "SET NAMES utf8mb4", "SET time_zone = '+00:00'",
 		`INSERT INTO d.t VALUES (1, -5, 250, -300, -70000, 4000000000, -9000000000, 18446744073709551615, -123.456,
 		1.5, 2.25, 'ab', 'héllo', 'texté', 'blob', 'abc', 'vb', '2026-11-23', '2026-11-23 07:08:09', '2026-11-23 07:08:09.123456',
 		'2026-11-23 07:08:09.123', '-12:34:56.78', 2026, '{"a": [1, 2]}', 'y', 'a,c', b'1000000001', ST_GeomFromText('POINT(1 2)'), NULL)`)

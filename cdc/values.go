@@ -2,35 +2,40 @@ package cdc
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/sluicehq/sluice/ingest/schema"
 )
 
-// store turns a column value (as Column.Value gives it) into the Parquet
-// value of a destination column of type t. The destination may be wider
-// than the value's column (a row logged before its table's column was
-// widened): int32 values go into int64 columns, float32 into float64,
-// decimals into a larger precision.
+// store turns a column value into the Parquet value of a destination
+// column of type t. v is what Column.Value gives or, for a plain column,
+// what the log's reader or a snapshot read gives (see Column.plain). The
+// destination may be wider than the value's column (a row logged before
+// its table's column was widened): int32 values go into int64 columns,
+// float32 into float64, decimals into a larger precision. Byte arrays are
+// not copied: targets copy what they keep.
 func store(v any, t schema.Type) (parquet.Value, error) {
 	if v == nil {
 		return parquet.NullValue(), nil
 	}
 	switch t.Kind {
-	case schema.KindInt32:
-		if x, ok := v.(int32); ok {
-			return parquet.Int32Value(x), nil
+	case schema.KindInt32, schema.KindInt64:
+		n, ok := integer(v)
+		if !ok {
+			break
 		}
-	case schema.KindInt64:
-		switch x := v.(type) {
-		case int64:
-			return parquet.Int64Value(x), nil
-		case int32:
-			return parquet.Int64Value(int64(x)), nil
+		if t.Kind == schema.KindInt64 {
+			return parquet.Int64Value(n), nil
 		}
+		if n < math.MinInt32 || n > math.MaxInt32 {
+			return parquet.Value{}, fmt.Errorf("%d does not fit int32", n)
+		}
+		return parquet.Int32Value(int32(n)), nil
 	case schema.KindFloat32:
 		if x, ok := v.(float32); ok {
 			return parquet.FloatValue(x), nil
@@ -42,12 +47,11 @@ func store(v any, t schema.Type) (parquet.Value, error) {
 		case float32:
 			return parquet.DoubleValue(float64(x)), nil
 		}
-	case schema.KindString:
-		if x, ok := v.(string); ok {
-			return parquet.ByteArrayValue([]byte(x)), nil
-		}
-	case schema.KindBinary:
-		if x, ok := v.([]byte); ok {
+	case schema.KindString, schema.KindBinary:
+		switch x := v.(type) {
+		case string:
+			return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x))), nil
+		case []byte:
 			return parquet.ByteArrayValue(x), nil
 		}
 	case schema.KindDecimal:
@@ -55,29 +59,71 @@ func store(v any, t schema.Type) (parquet.Value, error) {
 		switch x := v.(type) {
 		case string:
 			s = x
-		case int32:
-			s = strconv.FormatInt(int64(x), 10)
-		case int64:
-			s = strconv.FormatInt(x, 10)
+		case []byte:
+			s = string(x)
 		default:
-			return parquet.Value{}, cannotStore(v, t)
+			n, ok := integer(v)
+			if !ok {
+				if u, isU := v.(uint64); isU {
+					s = strconv.FormatUint(u, 10)
+					break
+				}
+				return parquet.Value{}, cannotStore(v, t)
+			}
+			s = strconv.FormatInt(n, 10)
 		}
 		pv, _, err := schema.DecimalValue(s, t, nil)
 		return pv, err
-	case schema.KindDate:
-		if x, ok := v.(time.Time); ok {
-			days := x.Unix() / 86400
-			if x.Unix()%86400 < 0 {
-				days--
+	case schema.KindDate, schema.KindTimestamp, schema.KindTimestampTZ:
+		x, ok := v.(time.Time)
+		if !ok {
+			layout := "2006-01-02 15:04:05.999999"
+			if t.Kind == schema.KindDate {
+				layout = "2006-01-02"
 			}
-			return parquet.Int32Value(int32(days)), nil
+			p, err := parseTime(v, layout)
+			if err != nil || p == nil {
+				return parquet.NullValue(), err // zero dates are null
+			}
+			x = p.(time.Time)
 		}
-	case schema.KindTimestamp, schema.KindTimestampTZ:
-		if x, ok := v.(time.Time); ok {
+		if t.Kind != schema.KindDate {
 			return parquet.Int64Value(x.UnixMicro()), nil
 		}
+		days := x.Unix() / 86400
+		if x.Unix()%86400 < 0 {
+			days--
+		}
+		return parquet.Int32Value(int32(days)), nil
 	}
 	return parquet.Value{}, cannotStore(v, t)
+}
+
+// integer reads any Go integer that fits int64.
+func integer(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case int32:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case int:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x), true
+		}
+	}
+	return 0, false
 }
 
 func cannotStore(v any, t schema.Type) error {

@@ -71,7 +71,7 @@ func (s *Server) start() error {
 	srv := []string{"--no-defaults", "--datadir=" + data, fmt.Sprintf("--port=%d", s.Port), "--bind-address=127.0.0.1",
 		"--socket=" + filepath.Join(s.dir, "sock"), "--pid-file=" + filepath.Join(s.dir, "pid"),
 		"--log-bin=" + filepath.Join(data, "bin"), "--binlog-format=ROW", "--binlog-row-metadata=FULL",
-		"--server-id=1", "--skip-name-resolve", "--innodb-buffer-pool-size=128M", "--max-connections=200"}
+		"--server-id=1", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci", "--innodb-buffer-pool-size=128M", "--max-connections=200"}
 	if os.Geteuid() == 0 {
 		srv = append(srv, "--user=root")
 	}

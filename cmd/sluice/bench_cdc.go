@@ -278,4 +278,3 @@ func printCDCBench(out io.Writer, byCase map[string]benchResult) {
 		fmt.Fprintf(out, "cdc snapshot: %.0f rows/s (10 columns)\n", float64(s.Events)/s.Wall)
 	}
 }
-

@@ -173,12 +173,11 @@ func (t *mirrorTarget) use(tbl *table.Table) error {
 	return t.fresh()
 }
 
-// fresh starts the next checkpoint's upserts; its files are named apart
-// from every earlier checkpoint's.
+// fresh starts upserts in the table's current schema.
 func (t *mirrorTarget) fresh() error {
 	cfg := t.s.p.cfg
 	ups, err := iceberg.NewUpserts(t.tbl, t.layout, t.key, iceberg.WriterOptions{
-		RunID: fmt.Sprintf("%s-%d", t.s.p.runID, t.cp+1), TargetFileSize: int64(cfg.Writer.TargetFileSize),
+		RunID: t.runID(), TargetFileSize: int64(cfg.Writer.TargetFileSize),
 		RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression, MaxOpenFiles: 1,
 		MemoryBudget: int64(cfg.MemoryBudget) / 8,
 	})
@@ -188,6 +187,9 @@ func (t *mirrorTarget) fresh() error {
 	t.ups = ups
 	return nil
 }
+
+// runID names the next checkpoint's files apart from every earlier one's.
+func (t *mirrorTarget) runID() string { return fmt.Sprintf("%s-%d", t.s.p.runID, t.cp+1) }
 
 func (t *mirrorTarget) rowOf(values []parquet.Value) parquet.Row {
 	row := t.row[:0]
@@ -242,7 +244,8 @@ func (t *mirrorTarget) Checkpoint(ctx context.Context, at cdc.Position, snap cdc
 	if err := t.s.p.committer.Submit(ctx, dw); err != nil {
 		return err
 	}
-	return t.fresh()
+	t.ups.SetRunID(t.runID())
+	return nil
 }
 
 func countRows(files []iceberggo.DataFile) int64 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
@@ -31,9 +32,12 @@ type Upserts struct {
 	keyL   *schema.Layout // the key columns alone, for the delete files
 	opts   WriterOptions
 
-	order []string // keys in first-change order
-	last  map[string]upsert
-	buf   []byte
+	// changes holds each key's last change, in first-change order; index
+	// finds a key's.
+	changes []upsert
+	index   map[string]int
+	buf     []byte
+	arena   arena
 }
 
 type upsert struct {
@@ -52,7 +56,7 @@ func NewUpserts(tbl *table.Table, layout *schema.Layout, keyColumns []string, op
 	if len(keyColumns) == 0 {
 		return nil, fmt.Errorf("table %s: upserts need a primary key", name)
 	}
-	u := &Upserts{tbl: tbl, layout: layout, opts: opts, last: map[string]upsert{}}
+	u := &Upserts{tbl: tbl, layout: layout, opts: opts, index: map[string]int{}}
 	var keyFields []schema.Field
 	for _, c := range keyColumns {
 		n, ok := layout.ByName[c]
@@ -80,36 +84,98 @@ func (u *Upserts) Delete(row parquet.Row) error {
 }
 
 func (u *Upserts) change(row parquet.Row, deleted bool, eventTime int64) error {
-	keyRow := make(parquet.Row, len(u.key))
 	u.buf = u.buf[:0]
-	for i, n := range u.key {
+	for _, n := range u.key {
 		v, ok := valueOf(row, n.Column)
 		if !ok || v.IsNull() {
 			return fmt.Errorf("key column %s is null", n.Field.Name)
 		}
 		u.buf = appendKeyValue(u.buf, v)
-		keyRow[i] = v.Clone().Level(0, 0, u.keyL.ByName[n.Field.Name].Column)
 	}
-	sortRow(keyRow)
-	k := string(u.buf)
-	if _, seen := u.last[k]; !seen {
-		u.order = append(u.order, k)
+	i, seen := u.index[string(u.buf)] // no allocation for the lookup
+	if !seen {
+		var c upsert
+		// A key's values are kept once, with its first change.
+		c.keyRow = u.arena.values(len(u.key))
+		for i, n := range u.key {
+			v, _ := valueOf(row, n.Column)
+			c.keyRow[i] = u.arena.value(v).Level(0, 0, u.keyL.ByName[n.Field.Name].Column)
+		}
+		sortRow(c.keyRow)
+		i = len(u.changes)
+		u.changes = append(u.changes, c)
+		u.index[string(u.buf)] = i
 	}
-	c := upsert{keyRow: keyRow, eventTime: eventTime}
+	c := &u.changes[i]
+	c.eventTime, c.row = eventTime, nil
 	if !deleted {
-		c.row = row.Clone()
+		c.row = u.arena.row(row)
 	}
-	u.last[k] = c
 	return nil
 }
 
+// arena holds a checkpoint's row values and their bytes in large blocks,
+// so buffering a change costs no allocation of its own; the blocks are
+// dropped together after Seal. A block is never grown in place: values
+// handed out keep pointing into it.
+type arena struct {
+	vals  []parquet.Value
+	bytes []byte
+}
+
+const arenaBlock = 64 << 10
+
+func (a *arena) values(n int) []parquet.Value {
+	if cap(a.vals)-len(a.vals) < n {
+		a.vals = make([]parquet.Value, 0, max(arenaBlock/int(unsafe.Sizeof(parquet.Value{})), n))
+	}
+	start := len(a.vals)
+	a.vals = a.vals[:start+n]
+	return a.vals[start : start+n : start+n]
+}
+
+// value copies v's bytes, if any, into the arena.
+func (a *arena) value(v parquet.Value) parquet.Value {
+	if v.IsNull() {
+		return v
+	}
+	var b []byte
+	switch v.Kind() {
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		b = v.ByteArray()
+	default:
+		return v
+	}
+	if cap(a.bytes)-len(a.bytes) < len(b) {
+		a.bytes = make([]byte, 0, max(arenaBlock, len(b)))
+	}
+	start := len(a.bytes)
+	a.bytes = append(a.bytes, b...)
+	cp := a.bytes[start:len(a.bytes):len(a.bytes)]
+	if v.Kind() == parquet.FixedLenByteArray {
+		return parquet.FixedLenByteArrayValue(cp).Level(v.RepetitionLevel(), v.DefinitionLevel(), v.Column())
+	}
+	return parquet.ByteArrayValue(cp).Level(v.RepetitionLevel(), v.DefinitionLevel(), v.Column())
+}
+
+func (a *arena) row(r parquet.Row) parquet.Row {
+	out := a.values(len(r))
+	for i, v := range r {
+		out[i] = a.value(v)
+	}
+	return out
+}
+
+// SetRunID names the files of the next Seal apart from earlier ones.
+func (u *Upserts) SetRunID(id string) { u.opts.RunID = id }
+
 // Len is the number of keys changed since the last Seal.
-func (u *Upserts) Len() int { return len(u.order) }
+func (u *Upserts) Len() int { return len(u.changes) }
 
 // Seal writes the collapsed changes and returns the data files and the
 // equality-delete files to commit together (both empty without changes).
 func (u *Upserts) Seal(ctx context.Context) (data, deletes []iceberg.DataFile, err error) {
-	if len(u.order) == 0 {
+	if len(u.changes) == 0 {
 		return nil, nil, nil
 	}
 	part, err := NewPartitioner(nil, u.layout)
@@ -133,8 +199,7 @@ func (u *Upserts) Seal(ctx context.Context) (data, deletes []iceberg.DataFile, e
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, k := range u.order {
-		c := u.last[k]
+	for _, c := range u.changes {
 		if err := dels.Write(nil, c.keyRow, c.eventTime); err != nil {
 			return nil, nil, err
 		}
@@ -156,7 +221,12 @@ func (u *Upserts) Seal(ctx context.Context) (data, deletes []iceberg.DataFile, e
 	if deletes, _, err = dels.Seal(); err != nil {
 		return nil, nil, err
 	}
-	u.order, u.last = u.order[:0], map[string]upsert{}
+	// The next checkpoint reuses the index and the list; the arena's
+	// blocks go with the rows written.
+	clear(u.changes)
+	u.changes = u.changes[:0]
+	clear(u.index)
+	u.arena = arena{}
 	return data, deletes, nil
 }
 
