@@ -24,6 +24,9 @@ type Change struct {
 	TsMs int64
 	// seq orders changes of equal TsMs: the numeric parts of ID.
 	seq []int64
+	// Ref is the caller's, for finding what it keeps beside a change after
+	// Arrange.
+	Ref int
 }
 
 // ErrNotRowChange marks an envelope that carries no row change (a DDL, a

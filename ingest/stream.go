@@ -81,6 +81,11 @@ type Options struct {
 	// NewLateWriter makes the late table's writer of one worker
 	// (late.policy table only).
 	NewLateWriter func(worker int) (TableWriter, error)
+	// NewChangeWriter makes the upserting writer of one worker, for streams
+	// of change events (format canal or debezium) instead of NewWriter.
+	NewChangeWriter func(worker int) (ChangeWriter, error)
+	// RunID names this run's files.
+	RunID string
 	// Start is what the table recorded: resume positions and the last checkpoint.
 	StartPositions  checkpoint.Positions
 	StartCheckpoint int64
@@ -174,7 +179,7 @@ var ErrAssignmentChanged = errors.New("partitions were revoked from this daemon 
 func NewStream(opts Options) (*Stream, error) {
 	switch {
 	case opts.Pipeline == nil, opts.Input == nil, opts.Output == nil, opts.Partitioner == nil,
-		opts.NewWriter == nil, opts.Committer == nil, opts.DeadLetters == nil, opts.Metrics == nil,
+		opts.NewWriter == nil && opts.NewChangeWriter == nil, opts.Committer == nil, opts.DeadLetters == nil, opts.Metrics == nil,
 		opts.Stream.Late.Policy == "table" && opts.NewLateWriter == nil:
 		return nil, errors.New("ingest: incomplete stream options")
 	}

@@ -31,6 +31,11 @@ type worker struct {
 	ev      *etl.Evaluator
 	out     TableWriter
 	lateOut TableWriter // late.policy table; nil otherwise
+	// chg upserts change events (format canal or debezium) in place of out;
+	// pending are the events since the last barrier.
+	chg     ChangeWriter
+	pending []pendingChange
+	recent  recentIDs
 
 	pmu    sync.Mutex
 	paused map[topicPartition]struct{}
@@ -59,8 +64,10 @@ const (
 
 // flush writes the rows gathered so far and frees their memory for reuse.
 func (w *worker) flush() error {
-	if err := w.out.Flush(); err != nil {
-		return fmt.Errorf("worker %d: %w", w.id, err)
+	if w.out != nil {
+		if err := w.out.Flush(); err != nil {
+			return fmt.Errorf("worker %d: %w", w.id, err)
+		}
 	}
 	if w.lateOut != nil {
 		if err := w.lateOut.Flush(); err != nil {
@@ -109,7 +116,11 @@ func newWorker(s *Stream, id int) (*worker, error) {
 			return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 		}
 	}
-	if w.out, err = s.opts.NewWriter(id); err != nil {
+	if s.opts.NewChangeWriter != nil {
+		if w.chg, err = s.opts.NewChangeWriter(id); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+		}
+	} else if w.out, err = s.opts.NewWriter(id); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 	}
 	if s.opts.NewLateWriter != nil {
@@ -211,6 +222,19 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 	for i, r := range recs {
 		if match != nil && !hasHeader(r, match.Header, match.Value) {
 			skipped++
+			continue
+		}
+		if w.chg != nil {
+			kept, other, err := w.changes(r)
+			if err != nil {
+				if err := w.deadLetter(ctx, r, "parse", err); err != nil {
+					return err
+				}
+				dead++
+				continue
+			}
+			written += int64(kept)
+			skipped += int64(other)
 			continue
 		}
 		room := w.next()
@@ -385,7 +409,19 @@ func (w *worker) observe(k watermark.Key, maxEvent int64, behind bool) {
 // moves past a record that is neither in the table nor dead-lettered.
 func (w *worker) seal(ctx context.Context, n int64) error {
 	start := time.Now()
-	files, size, err := w.out.Seal()
+	var (
+		files, deletes []iceberg.DataFile
+		size           int64
+		err            error
+	)
+	if w.chg != nil {
+		files, deletes, err = w.applyChanges(ctx, n)
+		for _, f := range files {
+			size += f.FileSizeBytes()
+		}
+	} else {
+		files, size, err = w.out.Seal()
+	}
 	if err != nil {
 		return fmt.Errorf("worker %d: checkpoint %d: %w", w.id, n, err)
 	}
@@ -408,7 +444,7 @@ func (w *worker) seal(ctx context.Context, n int64) error {
 		m.openFiles.WithLabelValues(name).Set(float64(of.OpenFiles()))
 	}
 	dw := checkpoint.DataWritten{
-		Stream: name, Checkpoint: n, Worker: w.id, Files: files, Positions: w.positions,
+		Stream: name, Checkpoint: n, Worker: w.id, Files: files, DeleteFiles: deletes, Positions: w.positions,
 		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size, Marks: w.marks, LateFiles: lateFiles,
 	}
 	w.positions, w.counts, w.marks = checkpoint.Positions{}, checkpoint.Counts{}, nil

@@ -265,16 +265,25 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state, ann)
 	budget := writerBudget(cfg)
 	runID := p.runID
+	writerOpts := func(worker int) iceberg.WriterOptions {
+		return iceberg.WriterOptions{
+			Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
+			RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
+			MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
+		}
+	}
+	newWriter := func(worker int) (ingest.TableWriter, error) {
+		return iceberg.NewWriter(ctx, tbl, outLayout, part, writerOpts(worker))
+	}
+	var newChangeWriter func(int) (ingest.ChangeWriter, error)
+	if sc.Format == "canal" || sc.Format == "debezium" {
+		newWriter, newChangeWriter = nil, func(worker int) (ingest.ChangeWriter, error) {
+			return iceberg.NewUpserts(tbl, outLayout, sc.Table.PrimaryKey, writerOpts(worker))
+		}
+	}
 	r.s, err = ingest.NewStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
-		NewDecoder: newDecoder,
-		NewWriter: func(worker int) (ingest.TableWriter, error) {
-			return iceberg.NewWriter(ctx, tbl, outLayout, part, iceberg.WriterOptions{
-				Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
-				RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
-				MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
-			})
-		},
+		NewDecoder: newDecoder, NewWriter: newWriter, NewChangeWriter: newChangeWriter, RunID: runID,
 		NewLateWriter:  newLateWriter,
 		StartPositions: state.Positions, StartCheckpoint: state.Checkpoint,
 		Committer: p.committer, DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name),

@@ -158,8 +158,13 @@ type Stream struct {
 	Topics []string `yaml:"topics"`
 	// TopicRegex reads every matching topic, including ones created later.
 	TopicRegex string `yaml:"topic_regex"`
-	// Format of record values: "json" (default) or "protobuf".
+	// Format of record values: "json" (default), "protobuf", or change
+	// events, "canal" (Canal flat messages) or "debezium", which keep the
+	// table upserted by table.primary_key.
 	Format string `yaml:"format"`
+	// SourceTable keeps, of a change-event stream, only the changes of this
+	// "database.table"; empty keeps every change.
+	SourceTable string `yaml:"source_table"`
 	// Protobuf describes protobuf records; required with format protobuf.
 	Protobuf *Protobuf `yaml:"protobuf"`
 	// Compression of each record value by its producer, undone before
@@ -176,7 +181,8 @@ type Stream struct {
 	// Columns declare the decoded fields. Required for JSON; protobuf
 	// streams take their columns from the message type.
 	Columns []Column `yaml:"columns"`
-	// EventTime names the column holding each record's event time. Required.
+	// EventTime names the column holding each record's event time. Required,
+	// except for change events, whose source time it is by default.
 	EventTime string `yaml:"event_time"`
 	// Watermark sets how the stream's event-time progress is tracked.
 	Watermark Watermark `yaml:"watermark"`
@@ -386,6 +392,9 @@ type Table struct {
 	Compaction *Compaction `yaml:"compaction"`
 	// Retention keeps the table's history short.
 	Retention Retention `yaml:"retention"`
+	// PrimaryKey are the columns a change-event stream upserts by: required
+	// top-level primitive columns. Required with formats canal and debezium.
+	PrimaryKey []string `yaml:"primary_key"`
 }
 
 // Retention expires a table's old snapshots, deleting the files only they
@@ -609,6 +618,47 @@ func orRoot(path string) string {
 		return "(top level)"
 	}
 	return path
+}
+
+// validateChanges checks what a change-event stream needs: a primary key
+// of required top-level columns, an unpartitioned table (an equality
+// delete only reaches its own partition), and nothing that reads rows
+// instead of changes.
+func (s *Stream) validateChanges(path string, in schema.Schema) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, key, fmt.Sprintf(format, args...)))
+	}
+	if len(s.Table.PrimaryKey) == 0 {
+		bad("table.primary_key", "required with format %s: the columns the table is upserted by", s.Format)
+	}
+	for i, k := range s.Table.PrimaryKey {
+		f, ok := in.Field(k)
+		switch {
+		case !ok:
+			bad(fmt.Sprintf("table.primary_key[%d]", i), "no column %q", k)
+		case !f.Type.IsPrimitive():
+			bad(fmt.Sprintf("table.primary_key[%d]", i), "column %q is %s, not primitive", k, f.Type)
+		case !f.Required:
+			bad(fmt.Sprintf("table.primary_key[%d]", i), "column %q must be required: true", k)
+		}
+	}
+	if len(s.Table.Partition) > 0 {
+		bad("table.partition", "a table upserted from change events is unpartitioned")
+	}
+	if !s.ETL.IsZero() {
+		bad("etl", "not with format %s", s.Format)
+	}
+	if s.Export != nil {
+		bad("export", "not with format %s", s.Format)
+	}
+	if s.Table.Notify != nil || s.Table.Compaction != nil {
+		bad("table", "notify and compaction are not with format %s", s.Format)
+	}
+	if s.Match != nil && s.Match.Field != "" {
+		bad("match.field", "not with format %s; use source_table or match.header", s.Format)
+	}
+	return errs
 }
 
 // Defaults.
@@ -938,8 +988,21 @@ func (s *Stream) validate(path string) []error {
 		if len(s.Columns) > 0 {
 			bad("columns", "protobuf streams take their columns from the message type; remove columns")
 		}
+	case "canal", "debezium":
+		if s.Protobuf != nil {
+			bad("protobuf", "only with format: protobuf")
+		}
+		if s.Compression != "" && s.Compression != "none" {
+			bad("compression", "not with format %s", s.Format)
+		}
 	default:
-		bad("format", "%q is not supported (want json or protobuf)", s.Format)
+		bad("format", "%q is not supported (want json, protobuf, canal or debezium)", s.Format)
+	}
+	changes := s.Format == "canal" || s.Format == "debezium"
+	if s.SourceTable != "" && !changes {
+		bad("source_table", "only with format canal or debezium")
+	} else if db, tb, ok := strings.Cut(s.SourceTable, "."); s.SourceTable != "" && (!ok || db == "" || tb == "") {
+		bad("source_table", "%q is not database.table", s.SourceTable)
 	}
 	if s.Compression == "" {
 		s.Compression = "none"
@@ -1011,7 +1074,9 @@ func (s *Stream) validate(path string) []error {
 		return errs
 	}
 	if s.EventTime == "" {
-		bad("event_time", "required: name the column holding the event time")
+		if !changes {
+			bad("event_time", "required: name the column holding the event time")
+		}
 	} else if f, ok := in.Field(s.EventTime); !ok {
 		bad("event_time", "no column %q", s.EventTime)
 	} else if k := f.Type.Kind; !f.Type.IsTimestamp() && k != schema.KindInt64 && k != schema.KindDate {
@@ -1064,6 +1129,11 @@ func (s *Stream) validate(path string) []error {
 			}
 		}
 		return errs
+	}
+	if changes {
+		errs = append(errs, s.validateChanges(path, in)...)
+	} else if len(s.Table.PrimaryKey) > 0 {
+		bad("table.primary_key", "only with format canal or debezium")
 	}
 	if s.Table.Name == "" {
 		bad("table.name", "required (namespace.table), or an export section")

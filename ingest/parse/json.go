@@ -17,6 +17,8 @@ import (
 // Options configure a decoder.
 type Options struct {
 	// EventTime names the top-level column holding the record's event time. It must be a timestamp, timestamptz, int64 (epoch milliseconds) or date column.
+	// Empty: records have no event time of their own (change events, whose
+	// time is their envelope's), and Decode reports 0.
 	EventTime string
 	// MaxRecordBytes rejects larger records before parsing (0 = no limit).
 	MaxRecordBytes int
@@ -113,7 +115,6 @@ func NewJSON(l *schema.Layout, opts Options) (*JSON, error) {
 	}
 	switch {
 	case opts.EventTime == "":
-		errs = append(errs, errors.New("event_time: must name a column"))
 	case d.event == nil:
 		errs = append(errs, fmt.Errorf("event_time: column %q is not in the schema", opts.EventTime))
 	default:
@@ -310,8 +311,10 @@ func (d *JSON) Decode(row parquet.Row, data []byte) (parquet.Row, int64, error) 
 	}
 	// Checked first so that a record without an event time is reported as
 	// such even when something else is wrong with it too.
-	if ev := d.top.slots[d.eventAt]; ev == nil || ev.Type() == fastjson.TypeNull {
-		return row[:0], 0, &RecordError{Field: d.event.name, Reason: "missing event time"}
+	if d.eventAt >= 0 {
+		if ev := d.top.slots[d.eventAt]; ev == nil || ev.Type() == fastjson.TypeNull {
+			return row[:0], 0, &RecordError{Field: d.event.name, Reason: "missing event time"}
+		}
 	}
 	mark := d.arena.mark()
 	var (
@@ -320,7 +323,7 @@ func (d *JSON) Decode(row parquet.Row, data []byte) (parquet.Row, int64, error) 
 	)
 	if d.flat {
 		row, rerr = d.decodeFlat(row)
-		if rerr == nil {
+		if rerr == nil && d.eventAt >= 0 {
 			event = row[d.eventAt]
 		}
 	} else {
@@ -329,6 +332,9 @@ func (d *JSON) Decode(row parquet.Row, data []byte) (parquet.Row, int64, error) 
 	if rerr != nil {
 		d.arena.rollback(mark)
 		return row[:0], 0, rerr
+	}
+	if d.eventAt < 0 {
+		return row, 0, nil
 	}
 	us, rerr := d.eventMicros(event)
 	if rerr != nil {
