@@ -260,7 +260,7 @@ func (e *env) mirrorPosition(table, stream string) string {
 	}
 	for snap := tbl.CurrentSnapshot(); snap != nil; {
 		if snap.Summary != nil && snap.Summary.Properties["sluice.stream"] == stream {
-			return snap.Summary.Properties["sluice.cdc-position"]
+			return snap.Summary.Properties["sluice.source.cdc-position"]
 		}
 		if snap.ParentSnapshotID == nil {
 			break

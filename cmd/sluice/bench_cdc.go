@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/iceberg-go/table"
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/cdc"
 	"github.com/sluicehq/sluice/cdc/mariadbtest"
 	"github.com/sluicehq/sluice/ingest/config"
+	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 )
 
@@ -105,7 +107,129 @@ func benchCDC(work string, rows int64) ([]benchResult, error) {
 		}
 		results = append(results, r)
 	}
-	return results, nil
+	fmt.Fprintf(os.Stderr, "case cdc-scan...\n")
+	scan, err := benchUpsertScan(dir)
+	if err != nil {
+		return nil, fmt.Errorf("case cdc-scan: %w", err)
+	}
+	return append(results, scan...), nil
+}
+
+// benchUpsertScan times full scans of the mirror (iceberg-go's reader):
+// as cdc-apply left it (its changes as data and equality-delete files),
+// after a compaction applied the deletes, and of the same rows written to
+// a table of their own without deletes.
+func benchUpsertScan(dir string) ([]benchResult, error) {
+	ctx := context.Background()
+	cat, closeCat, err := iceberg.OpenCatalog(ctx, config.Catalog{Type: "sql", Name: "sluice",
+		URI: filepath.Join(dir, "catalog.db"), Warehouse: "file://" + filepath.Join(dir, "warehouse")})
+	if err != nil {
+		return nil, err
+	}
+	defer closeCat()
+	tbl, err := cat.LoadTable(ctx, iceberg.Identifier("mirror.bench_orders"))
+	if err != nil {
+		return nil, err
+	}
+	var scanOnce func(name string, tbl *table.Table) (benchResult, error)
+	// Each scan runs three times; the fastest counts, as the one least
+	// disturbed by the machine's other work.
+	scan := func(name string, tbl *table.Table) (best benchResult, err error) {
+		for range 3 {
+			r, err := scanOnce(name, tbl)
+			if err != nil {
+				return r, err
+			}
+			if best.Wall == 0 || r.Wall < best.Wall {
+				best = r
+			}
+		}
+		return best, nil
+	}
+	scanOnce = func(name string, tbl *table.Table) (benchResult, error) {
+		start, cpu := time.Now(), cpuNow()
+		_, it, err := tbl.Scan().ToArrowRecords(ctx)
+		if err != nil {
+			return benchResult{}, err
+		}
+		var rows int64
+		for rec, err := range it {
+			if err != nil {
+				return benchResult{}, err
+			}
+			rows += rec.NumRows()
+			rec.Release()
+		}
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			return benchResult{}, err
+		}
+		var bytes int64
+		for _, t := range tasks {
+			bytes += t.File.FileSizeBytes()
+		}
+		deletes := tbl.CurrentSnapshot().Summary.Properties["total-delete-files"]
+		return benchResult{Case: name, Events: rows, Wall: time.Since(start).Seconds(), CPU: (cpuNow() - cpu).Seconds(), ChildCPU: true,
+			Files: int64(len(tasks)), Note: fmt.Sprintf("%d data files (%.0f MiB), %s delete files", len(tasks), float64(bytes)/(1<<20), deletes)}, nil
+	}
+	before, err := scan("scan-upserts", tbl)
+	if err != nil {
+		return nil, err
+	}
+	// The same rows, appended to a table without deletes.
+	rows, err := tbl.Scan().ToArrowTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sch, err := schema.FromIceberg(tbl.Schema())
+	if err != nil {
+		return nil, err
+	}
+	plain, _, err := iceberg.EnsureTable(ctx, cat, config.Table{Name: "mirror.plain_orders"}, sch)
+	if err != nil {
+		return nil, err
+	}
+	tx := plain.NewTransaction()
+	if err := tx.AppendTable(ctx, rows, 1<<20, nil); err != nil {
+		return nil, err
+	}
+	rows.Release()
+	plainTbl, err := tx.Commit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := iceberg.CompactUpserts(ctx, tbl, 256<<20)
+	if err != nil {
+		return nil, err
+	}
+	rw := tbl.NewTransaction()
+	rewrite := rw.NewRewrite(nil).DataSequenceNumber(u.Seq).ApplyResult(u.Result)
+	for _, d := range u.Deletes {
+		rewrite.DeleteFile(d)
+	}
+	if err := rewrite.Commit(ctx); err != nil {
+		return nil, err
+	}
+	if tbl, err = rw.Commit(ctx); err != nil {
+		return nil, err
+	}
+	// As the daemon does after a compaction.
+	mtx := tbl.NewTransaction()
+	if _, err := mtx.RewriteManifests(ctx); err != nil {
+		return nil, err
+	}
+	if tbl, err = mtx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	after, err := scan("scan-compacted", tbl)
+	if err != nil {
+		return nil, err
+	}
+	without, err := scan("scan-no-deletes", plainTbl)
+	if err != nil {
+		return nil, err
+	}
+	return []benchResult{before, after, without}, nil
 }
 
 // writeBenchChanges updates, inserts and deletes rows in transactions of
@@ -213,7 +337,8 @@ name: bench
 catalog: {uri: %q, warehouse: %q}
 checkpoint: {interval: 200ms}
 cdc:
-  - {name: db, host: 127.0.0.1, port: %d, user: root, server_id: 9002, tables: [bench.orders], namespace: mirror}
+  - {name: db, host: 127.0.0.1, port: %d, user: root, server_id: 9002, tables: [bench.orders], namespace: mirror,
+     compaction: {delete_files: -1}}
 `, filepath.Join(dir, "catalog.db"), "file://"+filepath.Join(dir, "warehouse"), st.Port))
 	if err != nil {
 		return benchResult{}, err
@@ -273,6 +398,11 @@ func printCDCBench(out io.Writer, byCase map[string]benchResult) {
 	if okRaw && okApply {
 		fmt.Fprintf(out, "cdc apply/raw binlog read: %.2f (changes/s, wall), %.2f (changes per CPU-second); apply %.0f changes/s\n",
 			(float64(apply.Events)/apply.Wall)/(float64(raw.Events)/raw.Wall), apply.perCPU()/raw.perCPU(), float64(apply.Events)/apply.Wall)
+	}
+	if b, ok := byCase["scan-upserts"]; ok {
+		a, c := byCase["scan-compacted"], byCase["scan-no-deletes"]
+		fmt.Fprintf(out, "scan of the mirror (%d rows): %.2f s with its deletes, %.2f s compacted, %.2f s for the same rows without deletes: compacted/no-deletes %.2f\n",
+			b.Events, b.Wall, a.Wall, c.Wall, a.Wall/c.Wall)
 	}
 	if s, ok := byCase["cdc-snapshot"]; ok {
 		fmt.Fprintf(out, "cdc snapshot: %.0f rows/s (10 columns)\n", float64(s.Events)/s.Wall)

@@ -23,8 +23,8 @@ import (
 // Summary properties of a mirror's commits: the log position its changes
 // reach (where a restart resumes) and its initial snapshot's progress.
 const (
-	propCDCPosition = "sluice.cdc-position"
-	propCDCSnapshot = "sluice.cdc-snapshot"
+	propCDCPosition = iceberg.SourcePropPrefix + "cdc-position"
+	propCDCSnapshot = iceberg.SourcePropPrefix + "cdc-snapshot"
 )
 
 // mirrorSink opens the tables of one CDC source as upserted Iceberg tables
@@ -98,6 +98,12 @@ func (s *mirrorSink) Open(ctx context.Context, src cdc.TableInfo) (cdc.Target, c
 
 func (s *mirrorSink) announcing() iceberg.Announcing {
 	var ann iceberg.Announcing
+	if c := s.cfg.Compaction; c.DeleteFiles > 0 {
+		ann.ApplyDeletesAfter, ann.UpsertTargetSize = c.DeleteFiles, int64(c.TargetFileSize)
+		if ann.UpsertTargetSize == 0 {
+			ann.UpsertTargetSize = int64(s.p.cfg.Writer.TargetFileSize)
+		}
+	}
 	if r := s.cfg.Retention; !r.Disabled && r.MaxSnapshotAge > 0 {
 		ann.Retention = &iceberg.Retention{MaxSnapshotAge: r.MaxSnapshotAge.D(), MinSnapshots: r.MinSnapshots,
 			MaxManifests: r.MaxManifests, Every: retentionEvery}

@@ -38,6 +38,12 @@ func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.La
 		ann.Retention = &iceberg.Retention{MaxSnapshotAge: r.MaxSnapshotAge.D(), MinSnapshots: r.MinSnapshots,
 			MaxManifests: r.MaxManifests, Every: retentionEvery}
 	}
+	if sc.Format == "canal" || sc.Format == "debezium" {
+		if c := sc.Table.Compaction; c != nil && c.DeleteFiles > 0 {
+			ann.ApplyDeletesAfter, ann.UpsertTargetSize = c.DeleteFiles, int64(p.cfg.Writer.TargetFileSize)
+		}
+		return ann, nil, nil
+	}
 	n := sc.Table.Notify
 	if n == nil && sc.Table.Compaction == nil {
 		return ann, nil, nil

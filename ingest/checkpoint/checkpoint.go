@@ -138,7 +138,8 @@ type DataWritten struct {
 	// Bytes is the total size of Files.
 	Bytes int64
 	// Props are more snapshot summary properties the source records with
-	// its positions (a CDC table's snapshot progress); the last part's win.
+	// its positions (a CDC table's position and snapshot progress), keys
+	// starting "sluice.source."; the last part's win.
 	Props map[string]string
 }
 

@@ -47,6 +47,18 @@ type CDC struct {
 	IdleCheckpoints int `yaml:"idle_checkpoints"`
 	// Retention of the mirrors' snapshots, as for a stream's table.
 	Retention Retention `yaml:"retention"`
+	// Compaction rewrites a mirror with its equality deletes applied.
+	Compaction CDCCompaction `yaml:"compaction"`
+}
+
+// CDCCompaction keeps reads of a mirror fast as upserts pile up.
+type CDCCompaction struct {
+	// DeleteFiles: a mirror is rewritten with its deletes applied once it
+	// holds this many delete files (default 32; -1: never).
+	DeleteFiles int `yaml:"delete_files"`
+	// TargetFileSize is the size rewritten files roll at (default
+	// writer.target_file_size).
+	TargetFileSize ByteSize `yaml:"target_file_size"`
 }
 
 // CDCSnapshot tunes the initial snapshot.
@@ -92,6 +104,9 @@ func (c *CDC) applyDefaults() {
 		c.IdleCheckpoints = DefaultCDCIdleCheckpoints
 	}
 	c.Retention.applyDefaults()
+	if c.Compaction.DeleteFiles == 0 {
+		c.Compaction.DeleteFiles = DefaultCompactDeleteFiles
+	}
 }
 
 func (c *CDC) validate(at string) []error {
@@ -140,6 +155,12 @@ func (c *CDC) validate(at string) []error {
 	}
 	if c.ReconnectTimeout < 0 {
 		bad("reconnect_timeout", "%s is negative", c.ReconnectTimeout)
+	}
+	if c.Compaction.DeleteFiles < -1 {
+		bad("compaction.delete_files", "%d is below -1", c.Compaction.DeleteFiles)
+	}
+	if c.Compaction.TargetFileSize < 0 {
+		bad("compaction.target_file_size", "%s is negative", c.Compaction.TargetFileSize)
 	}
 	if c.IdleCheckpoints < 1 {
 		bad("idle_checkpoints", "%d must be at least 1", c.IdleCheckpoints)

@@ -437,6 +437,10 @@ type Compaction struct {
 	// OpenFiles merges a partition not closed yet once it has this many
 	// files (default 64; -1: only when it closes).
 	OpenFiles int `yaml:"open_files"`
+	// DeleteFiles: a table upserted from change events is rewritten with
+	// its equality deletes applied once it holds this many delete files
+	// (default 32; -1: never). The only setting for such tables.
+	DeleteFiles int `yaml:"delete_files"`
 }
 
 // Load reads, expands ${ENV} references in, decodes, defaults and validates
@@ -652,8 +656,8 @@ func (s *Stream) validateChanges(path string, in schema.Schema) []error {
 	if s.Export != nil {
 		bad("export", "not with format %s", s.Format)
 	}
-	if s.Table.Notify != nil || s.Table.Compaction != nil {
-		bad("table", "notify and compaction are not with format %s", s.Format)
+	if s.Table.Notify != nil {
+		bad("table.notify", "not with format %s", s.Format)
 	}
 	if s.Match != nil && s.Match.Field != "" {
 		bad("match.field", "not with format %s; use source_table or match.header", s.Format)
@@ -680,6 +684,7 @@ const (
 	DefaultMinSnapshots         = 100
 	DefaultMaxManifests         = 100
 	DefaultCompactOpenFiles     = 64
+	DefaultCompactDeleteFiles   = 32
 	// MaxFetchMaxBytes is franz-go's default BrokerMaxReadBytes, which the
 	// client refuses to start below the fetch size; the streams do not raise it.
 	MaxFetchMaxBytes = 100 << 20
@@ -767,6 +772,14 @@ func (p *Pipeline) applyDefaults() {
 		}
 		if c := s.Table.Compaction; c != nil && c.OpenFiles == 0 {
 			c.OpenFiles = DefaultCompactOpenFiles
+		}
+		if s.Format == "canal" || s.Format == "debezium" {
+			if s.Table.Compaction == nil {
+				s.Table.Compaction = &Compaction{}
+			}
+			if s.Table.Compaction.DeleteFiles == 0 {
+				s.Table.Compaction.DeleteFiles = DefaultCompactDeleteFiles
+			}
 		}
 		s.Table.Retention.applyDefaults()
 		if n := s.Table.Notify; n != nil {
@@ -1148,7 +1161,10 @@ func (s *Stream) validate(path string) []error {
 	if r := s.Table.Retention; r.MaxSnapshotAge < 0 || r.MinSnapshots < 0 || r.MaxManifests < 0 {
 		bad("table.retention", "max_snapshot_age, min_snapshots and max_manifests cannot be negative")
 	}
-	if s.Table.Compaction != nil {
+	if c := s.Table.Compaction; c != nil && c.DeleteFiles < -1 {
+		bad("table.compaction.delete_files", "%d is below -1", c.DeleteFiles)
+	}
+	if s.Table.Compaction != nil && s.Format != "canal" && s.Format != "debezium" {
 		if _, _, err := s.TimePartition(); err != nil {
 			bad("table.compaction", "%v", err)
 		}

@@ -60,6 +60,13 @@ type Announcing struct {
 	CompactAfterFiles int
 	// Retention expires old snapshots and merges manifests; nil: never.
 	Retention *Retention
+	// ApplyDeletesAfter compacts a table kept upserted (see Upserts) once
+	// its current snapshot holds this many delete files: its live rows are
+	// rewritten with the deletes applied (0: never).
+	ApplyDeletesAfter int
+	// UpsertTargetSize is the size the rewritten files roll at (0: the
+	// table's write.target-file-size-bytes).
+	UpsertTargetSize int64
 }
 
 func (a Announcing) notices() bool { return a.Slicing.Unit != "" }

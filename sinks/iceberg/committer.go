@@ -75,6 +75,11 @@ type tableState struct {
 	tidied      time.Time // last snapshot expiry (see tidy)
 	compactions int       // rewrites committed by this run, for their tokens
 	failing     time.Time // zero when healthy
+	// props are the source's summary properties of the last checkpoint
+	// (checkpoint.DataWritten.Props), carried by compactions' snapshots
+	// too, since a restart reads the newest snapshot of the stream.
+	props         map[string]string
+	upsertsQueued bool
 	lastErr     error
 	announce    *announceState
 }
@@ -159,7 +164,7 @@ func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st St
 	ts := &tableState{
 		stream: stream, name: name, main: tableRef{name: name, tbl: tbl}, workers: workers,
 		positions: st.Positions.Clone(), gathering: checkpoint.NewGatherer(workers, st.Checkpoint),
-		announce: as,
+		announce: as, props: sourceProps(st.Summary),
 	}
 	if ann.LateTable != nil {
 		ts.late = tableRef{name: strings.Join(ann.LateTable.Identifier(), "."), tbl: ann.LateTable}
@@ -171,6 +176,22 @@ func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st St
 	if ann.LateBefore != nil && ann.notices() {
 		ann.LateBefore(ann.Slicing.LateBefore(&as.state))
 	}
+}
+
+// SourcePropPrefix starts the keys of the summary properties a source
+// records with its checkpoints (checkpoint.DataWritten.Props).
+const SourcePropPrefix = "sluice.source."
+
+// sourceProps picks, from a snapshot summary, the properties a source
+// recorded.
+func sourceProps(summary map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range summary {
+		if strings.HasPrefix(k, SourcePropPrefix) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // RemoveTable forgets a stream whose last checkpoint was committed (it was
@@ -278,20 +299,24 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 		lateProps := maps.Clone(props)
 		lateProps[PropCommitID] = token + "/late"
 		lateProps[PropRecords] = strconv.FormatInt(countRecords(cp.LateFiles), 10)
-		if _, err := c.retry(ctx, st, late, nil, cp.LateFiles, nil, lateProps, nil, cp.Checkpoint); err != nil {
+		if _, err := c.retry(ctx, st, late, changeSet{files: cp.LateFiles}, lateProps, nil, cp.Checkpoint); err != nil {
 			return 0, err
 		}
 	}
 	records := countRecords(cp.Files)
 	props[PropRecords] = strconv.FormatInt(records, 10)
 	maps.Copy(props, ann.props)
-	snap, err := c.retry(ctx, st, &st.main, nil, cp.Files, cp.DeleteFiles, props, ann.tableProp, cp.Checkpoint)
+	snap, err := c.retry(ctx, st, &st.main, changeSet{files: cp.Files, deletes: cp.DeleteFiles}, props, ann.tableProp, cp.Checkpoint)
 	if err != nil {
 		return 0, err
 	}
 	st.positions = positions
+	if len(cp.Props) > 0 {
+		st.props = maps.Clone(cp.Props)
+	}
 	st.announce.committed(ann, snap)
 	c.queueClosing(st)
+	c.queueUpserts(st)
 	c.tidy(ctx, st)
 	for _, n := range ann.due {
 		c.metrics.notices.WithLabelValues(st.name, string(n.Kind)).Inc()
@@ -342,16 +367,23 @@ func (c *Committer) retryingRewrite(ctx context.Context, st *tableState, merged,
 	if len(merged) == 0 {
 		written = nil
 	}
-	return c.retry(ctx, st, &st.main, merged, written, nil, props, tableProps, cp)
+	return c.retry(ctx, st, &st.main, changeSet{replace: merged, files: written}, props, tableProps, cp)
 }
 
-// retry commits to one of a stream's tables — files appended, replacing
-// replace (a rewrite), or with deletes (a row delta) — retrying until it
-// succeeds or the table's commits have failed for FailureTimeout.
-func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, replace, files, deletes []iceberg.DataFile, props, tableProps iceberg.Properties, cp int64) (int64, error) {
+// changeSet is what one commit changes: files appended, replacing
+// replace (a rewrite, whose added files take the sequence number dataSeq
+// when it is set), or with deletes (a row delta).
+type changeSet struct {
+	replace, files, deletes []iceberg.DataFile
+	dataSeq                 *int64
+}
+
+// retry commits to one of a stream's tables, retrying until it succeeds
+// or the table's commits have failed for FailureTimeout.
+func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, cf changeSet, props, tableProps iceberg.Properties, cp int64) (int64, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		snap, err := c.tryCommit(ctx, st, ref, replace, files, deletes, props, tableProps)
+		snap, err := c.tryCommit(ctx, st, ref, cf, props, tableProps)
 		if err == nil {
 			if !st.failing.IsZero() {
 				c.log.Info("commits recovered", "table", ref.name, "checkpoint", cp, "attempts", attempt)
@@ -389,7 +421,8 @@ func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, re
 // tryCommit makes one attempt. Before retrying after an error whose outcome
 // is unknown (the catalog may have applied it), it reloads the table and
 // looks for the commit token, so an ambiguous commit is never applied twice.
-func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, replace, files, deletes []iceberg.DataFile, props, tableProps iceberg.Properties) (int64, error) {
+func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, cf changeSet, props, tableProps iceberg.Properties) (int64, error) {
+	replace, files, deletes := cf.replace, cf.files, cf.deletes
 	if st.lastErr != nil {
 		tbl, err := c.cat.LoadTable(ctx, ref.tbl.Identifier())
 		if err != nil {
@@ -409,7 +442,13 @@ func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef
 	if len(deletes) > 0 {
 		err = tx.NewRowDelta(props).AddRows(files...).AddDeletes(deletes...).Commit(ctx)
 	} else if len(replace) > 0 {
+		// The transaction starts from the latest table: a rewrite
+		// validates against commits made after its start, and the
+		// committer is the table's only writer.
 		rw := tx.NewRewrite(props)
+		if cf.dataSeq != nil {
+			rw.DataSequenceNumber(*cf.dataSeq)
+		}
 		for _, f := range replace {
 			rw.DeleteFile(f)
 		}

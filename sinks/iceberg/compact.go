@@ -22,17 +22,20 @@ type Compactor interface {
 	Compact(ctx context.Context, tbl *table.Table, path string) (merged, written []iceberg.DataFile, err error)
 }
 
-// compactJob is a closing slice of a stream's table to merge.
+// compactJob is a closing slice of a stream's table to merge, or (upserts)
+// a table kept upserted whose deletes are to be applied.
 type compactJob struct {
-	stream string
-	ord    int64
-	path   string
+	stream  string
+	ord     int64
+	path    string
+	upserts bool
 }
 
-// compactDone is a merged slice, back to the committer.
+// compactDone is a merged slice or table, back to the committer.
 type compactDone struct {
 	compactJob
 	merged, written []iceberg.DataFile
+	upserts         *UpsertCompaction
 	err             error
 }
 
@@ -112,15 +115,20 @@ func (c *Committer) compactLoop(ctx context.Context) {
 		st := c.streams[j.stream]
 		var tbl *table.Table
 		var comp Compactor
+		var target int64
 		if st != nil {
-			tbl, comp = st.main.tbl, st.announce.cfg.Compactor
+			tbl, comp, target = st.main.tbl, st.announce.cfg.Compactor, st.announce.cfg.UpsertTargetSize
 		}
 		c.mu.Unlock()
-		if st == nil || comp == nil {
+		if st == nil || comp == nil && !j.upserts {
 			continue // the stream was removed; its next start queues it again
 		}
 		d := compactDone{compactJob: j}
-		d.merged, d.written, d.err = comp.Compact(ctx, tbl, j.path)
+		if j.upserts {
+			d.upserts, d.err = CompactUpserts(ctx, tbl, target)
+		} else {
+			d.merged, d.written, d.err = comp.Compact(ctx, tbl, j.path)
+		}
 		select {
 		case c.compacted <- d:
 		case <-ctx.Done():
@@ -137,6 +145,9 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 	c.mu.Unlock()
 	if st == nil {
 		return nil
+	}
+	if d.compactJob.upserts {
+		return c.finishUpserts(ctx, st, d)
 	}
 	ann := st.announce
 	delete(ann.queued, d.ord)
