@@ -80,8 +80,8 @@ type tableState struct {
 	// too, since a restart reads the newest snapshot of the stream.
 	props         map[string]string
 	upsertsQueued bool
-	lastErr     error
-	announce    *announceState
+	lastErr       error
+	announce      *announceState
 }
 
 type committerMetrics struct {
