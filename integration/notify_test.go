@@ -421,14 +421,25 @@ func hourFiles(t *testing.T, tbl *table.Table, snapshot int64, path string) int 
 // no snapshot of tbl references.
 func unreferenced(t *testing.T, tbl *table.Table, location string) []string {
 	t.Helper()
+	// Every file any snapshot's manifests list, data and delete files.
+	fs, err := tbl.FS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	referenced := map[string]bool{}
 	for _, snap := range tbl.Metadata().Snapshots() {
-		tasks, err := tbl.Scan(table.WithSnapshotID(snap.SnapshotID)).PlanFiles(context.Background())
+		manifests, err := snap.Manifests(fs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, task := range tasks {
-			referenced[strings.TrimPrefix(task.File.FilePath(), "file://")] = true
+		for _, m := range manifests {
+			entries, err := m.FetchEntries(fs, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				referenced[strings.TrimPrefix(e.DataFile().FilePath(), "file://")] = true
+			}
 		}
 	}
 	var out []string
