@@ -39,6 +39,10 @@ type Options struct {
 	// Writer names and tunes the merged files (Worker, RunID, codec,
 	// row group size).
 	Writer ice.WriterOptions
+	// SortRunBytes bounds the rows held in memory to be sorted, for tables
+	// with a sort order (default 64 MiB): each merged file is one sorted
+	// run of at most this much.
+	SortRunBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -49,6 +53,9 @@ func (o Options) withDefaults() Options {
 		o.MinFiles = 2
 	}
 	o.Writer.TargetFileSize = o.TargetFileSize
+	if o.SortRunBytes <= 0 {
+		o.SortRunBytes = 64 << 20
+	}
 	return o
 }
 
@@ -150,16 +157,18 @@ func Plan(files []iceberg.DataFile, opts Options) [][]iceberg.DataFile {
 	return groups
 }
 
-// Merger rewrites groups of one table's files. Rows are copied as they are
-// (no sort order is applied), through a writer with the table's layout and
-// partitioning, so the merged files carry the same partition values and
-// column metrics as any the pipeline writes.
+// Merger rewrites groups of one table's files through a writer with the
+// table's layout and partitioning, so the merged files carry the same
+// partition values and column metrics as any the pipeline writes. Rows are
+// copied as they are, or, when the table has a sort order, sorted: each
+// merged file then holds one sorted run.
 type Merger struct {
 	tbl    *table.Table
 	layout *schema.Layout
 	part   *ice.Partitioner
 	fs     icebergio.IO
 	opts   Options
+	keys   []sortKey // the table's sort order; none: unsorted
 	merges atomic.Int64 // names each merge's files apart
 }
 
@@ -174,7 +183,11 @@ func NewMerger(ctx context.Context, tbl *table.Table, layout *schema.Layout, par
 	if err != nil {
 		return nil, fmt.Errorf("table %s file io: %w", strings.Join(tbl.Identifier(), "."), err)
 	}
-	return &Merger{tbl: tbl, layout: layout, part: part, fs: fs, opts: opts.withDefaults()}, nil
+	keys, err := sortKeys(tbl, layout)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", strings.Join(tbl.Identifier(), "."), err)
+	}
+	return &Merger{tbl: tbl, layout: layout, part: part, fs: fs, opts: opts.withDefaults(), keys: keys}, nil
 }
 
 // ErrOtherSchema marks a file written with other columns than the merger's
@@ -204,11 +217,20 @@ func (m *Merger) Merge(ctx context.Context, group []iceberg.DataFile) (merged, w
 	const batch = 1024
 	rows := make([]parquet.Row, batch)
 	var key []byte
+	var run *sortRun
+	if len(m.keys) > 0 {
+		run = &sortRun{}
+	}
 	for _, f := range group {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		n, err := m.copyFile(f, w, rows, &key)
+		var n int64
+		if run != nil {
+			n, err = m.sortFile(f, w, run, rows, &key, &written)
+		} else {
+			n, err = m.copyFile(f, w, rows, &key)
+		}
 		if errors.Is(err, ErrOtherSchema) {
 			continue
 		}
@@ -224,11 +246,77 @@ func (m *Merger) Merge(ctx context.Context, group []iceberg.DataFile) (merged, w
 		w.Abort()
 		return nil, nil, nil
 	}
+	if run != nil {
+		if err := m.writeRun(w, run, &key, &written); err != nil {
+			return nil, nil, err
+		}
+		return merged, written, nil
+	}
 	written, _, err = w.Seal()
 	if err != nil {
 		return nil, nil, err
 	}
 	return merged, written, nil
+}
+
+// sortFile adds a file's rows to the sorted run, writing the run out as a
+// file of its own whenever it reaches its budget.
+func (m *Merger) sortFile(f iceberg.DataFile, w *ice.Writer, run *sortRun, rows []parquet.Row, key *[]byte, written *[]iceberg.DataFile) (int64, error) {
+	pf, closeFile, err := m.open(f)
+	if err != nil {
+		return 0, err
+	}
+	defer closeFile()
+	var n int64
+	for _, rg := range pf.RowGroups() {
+		rr := rg.Rows()
+		for {
+			k, err := rr.ReadRows(rows)
+			for _, row := range rows[:k] {
+				run.add(row)
+			}
+			n += int64(k)
+			if run.bytes >= m.opts.SortRunBytes {
+				if err := m.writeRun(w, run, key, written); err != nil {
+					rr.Close()
+					return n, err
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rr.Close()
+				return n, err
+			}
+		}
+		rr.Close()
+	}
+	return n, nil
+}
+
+// writeRun writes the run sorted and seals it as its own file(s).
+func (m *Merger) writeRun(w *ice.Writer, run *sortRun, key *[]byte, written *[]iceberg.DataFile) error {
+	if len(run.rows) == 0 {
+		return nil
+	}
+	run.sort(m.keys)
+	for _, row := range run.rows {
+		*key = m.part.AppendKey((*key)[:0], row)
+		if err := w.Write(*key, row, 0); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	files, _, err := w.Seal()
+	if err != nil {
+		return err
+	}
+	*written = append(*written, files...)
+	run.reset()
+	return nil
 }
 
 // MergeFiles merges a partition's files: every group Plan makes of them,
@@ -244,23 +332,35 @@ func (m *Merger) MergeFiles(ctx context.Context, files []iceberg.DataFile) (merg
 	return merged, written, nil
 }
 
-func (m *Merger) copyFile(f iceberg.DataFile, w *ice.Writer, rows []parquet.Row, key *[]byte) (int64, error) {
+// open opens a data file of the merger's columns (ErrOtherSchema if not).
+func (m *Merger) open(f iceberg.DataFile) (*parquet.File, func() error, error) {
 	in, err := m.fs.Open(f.FilePath())
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer in.Close()
 	ra, ok := in.(io.ReaderAt)
 	if !ok {
-		return 0, fmt.Errorf("file io %T cannot read at offsets", in)
+		in.Close()
+		return nil, nil, fmt.Errorf("file io %T cannot read at offsets", in)
 	}
 	pf, err := parquet.OpenFile(ra, f.FileSizeBytes())
 	if err != nil {
-		return 0, err
+		in.Close()
+		return nil, nil, err
 	}
 	if !sameColumns(pf.Schema(), m.layout.Parquet) {
-		return 0, ErrOtherSchema
+		in.Close()
+		return nil, nil, ErrOtherSchema
 	}
+	return pf, in.Close, nil
+}
+
+func (m *Merger) copyFile(f iceberg.DataFile, w *ice.Writer, rows []parquet.Row, key *[]byte) (int64, error) {
+	pf, closeFile, err := m.open(f)
+	if err != nil {
+		return 0, err
+	}
+	defer closeFile()
 	var n int64
 	for _, rg := range pf.RowGroups() {
 		// A whole row group at once when the writer can take it: its

@@ -3,6 +3,7 @@ package compaction
 import (
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -294,5 +295,87 @@ func TestMergeTwice(t *testing.T) {
 		if got := len(ids(t, f.tbl, 0)); got != (round+1)*200 {
 			t.Fatalf("round %d: %d ids, want %d", round, got, (round+1)*200)
 		}
+	}
+}
+
+// TestMergeSorted merges the files of a table with a sort order (n
+// descending, nulls last, then id): the rows of each merged file come in
+// that order, and a small sort budget makes each run a file of its own.
+func TestMergeSorted(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	for c := range 4 {
+		f.commit(t, c*50, (c+1)*50, 1) // ids ascending: n ascending
+	}
+	nID, idID := f.layout.ByName["n"].Field.ID, f.layout.ByName["id"].Field.ID
+	order, err := table.NewSortOrder(1, []table.SortField{
+		{SourceIDs: []int{nID}, Transform: iceberg.IdentityTransform{}, Direction: table.SortDESC, NullOrder: table.NullsLast},
+		{SourceIDs: []int{idID}, Transform: iceberg.IdentityTransform{}, Direction: table.SortASC, NullOrder: table.NullsFirst},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := f.tbl.NewTransaction()
+	if err := tx.ReplaceSortOrder(order); err != nil {
+		t.Fatal(err)
+	}
+	if f.tbl, err = tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		runBytes  int64
+		wantFiles int
+	}{
+		{"one run", 0, 1},
+		{"runs of 100 rows", 100 * 3 * 24, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := NewMerger(ctx, f.tbl, f.layout, f.part, Options{SortRunBytes: tc.runBytes,
+				Writer: ice.WriterOptions{Worker: 901, RunID: "sorted-" + tc.name, Compression: "zstd"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts, err := Partitions(ctx, f.tbl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, written, err := m.MergeFiles(ctx, parts[0].Files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(written) != tc.wantFiles {
+				t.Fatalf("%d files written, want %d", len(written), tc.wantFiles)
+			}
+			total := 0
+			for _, w := range written {
+				fs, _ := f.tbl.FS(ctx)
+				in, err := fs.Open(w.FilePath())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pf, err := parquet.OpenFile(in.(io.ReaderAt), w.FileSizeBytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows := make([]parquet.Row, w.Count())
+				rr := parquet.NewReader(pf)
+				n, _ := rr.ReadRows(rows)
+				rr.Close()
+				in.Close()
+				total += n
+				last := int64(1 << 62)
+				for _, row := range rows[:n] {
+					v := valueAt(row, f.layout.ByName["n"].Column).Int64()
+					if v > last {
+						t.Fatalf("file %s: n %d after %d, not descending", w.FilePath(), v, last)
+					}
+					last = v
+				}
+			}
+			if total != 200 {
+				t.Errorf("%d rows written, want 200", total)
+			}
+		})
 	}
 }
