@@ -168,7 +168,7 @@ type Merger struct {
 	part   *ice.Partitioner
 	fs     icebergio.IO
 	opts   Options
-	keys   []sortKey // the table's sort order; none: unsorted
+	keys   []sortKey    // the table's sort order; none: unsorted
 	merges atomic.Int64 // names each merge's files apart
 }
 
