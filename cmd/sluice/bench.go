@@ -125,6 +125,19 @@ func benchCmd(args []string) error {
 		}
 		results = append(results, r)
 	}
+	var live *liveHour
+	if has("compact") {
+		fmt.Fprintf(os.Stderr, "case compact: reading a live hour...\n")
+		ldir := filepath.Join(work, "live")
+		if err := os.MkdirAll(ldir, 0o755); err != nil {
+			return err
+		}
+		l, err := benchLiveHour(ldir)
+		if err != nil {
+			return fmt.Errorf("case compact: live hour: %w", err)
+		}
+		live = &l
+	}
 	if has("cdc") {
 		rs, err := benchCDC(filepath.Join(work, "cdc"), *cdcRows)
 		if err != nil {
@@ -155,6 +168,9 @@ func benchCmd(args []string) error {
 	}
 	if len(results) > 0 {
 		printBench(os.Stdout, results, *partitions)
+	}
+	if live != nil {
+		live.print(os.Stdout)
 	}
 	if notices != nil {
 		notices.print(os.Stdout)

@@ -4,12 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	iceberggo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/sluicehq/sluice/compaction"
+	"github.com/sluicehq/sluice/ingest/config"
+	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 )
 
@@ -125,4 +131,142 @@ func readHour(ctx context.Context, tbl *table.Table, snapshot int64, path string
 		in.Close()
 	}
 	return len(seen), time.Since(start), nil
+}
+
+// liveHour is the query-side figure of compaction on a live stream: one
+// hour written as a checkpoint a minute by two writers leaves 120 files.
+type liveHour struct {
+	rows                int64
+	filesBefore, after  int
+	scanBefore, scanNow time.Duration
+}
+
+func (l liveHour) print(out io.Writer) {
+	fmt.Fprintf(out, "reading one live hour (%d rows): %d files %s, compacted into %d %s (%.1fx faster)\n",
+		l.rows, l.filesBefore, l.scanBefore.Round(time.Millisecond), l.after, l.scanNow.Round(time.Millisecond),
+		l.scanBefore.Seconds()/l.scanNow.Seconds())
+}
+
+// benchLiveHour writes 120 small files into one hour of a table (60
+// checkpoints of 2 writers, 2,500 rows each), reads the hour with
+// iceberg-go's scan (best of three), merges it as the pipeline does, and
+// reads it again.
+func benchLiveHour(dir string) (liveHour, error) {
+	ctx := context.Background()
+	cat, closeCat, err := iceberg.OpenCatalog(ctx, config.Catalog{Type: "sql", Name: "sluice", URI: filepath.Join(dir, "catalog.db"),
+		Warehouse: "file://" + filepath.Join(dir, "warehouse")})
+	if err != nil {
+		return liveHour{}, err
+	}
+	defer closeCat()
+	out := schema.Schema{Fields: []schema.Field{
+		{Name: "id", Type: schema.Type{Kind: schema.KindString}, Required: true},
+		{Name: "ts", Type: schema.Type{Kind: schema.KindTimestampTZ}, Required: true},
+		{Name: "user", Type: schema.Type{Kind: schema.KindInt64}},
+		{Name: "page", Type: schema.Type{Kind: schema.KindString}},
+		{Name: "amount", Type: schema.Type{Kind: schema.KindFloat64}},
+	}}
+	part := []string{"hour(ts)"}
+	tbl, bound, err := iceberg.EnsureTable(ctx, cat, config.Table{Name: "bench.live", Partition: part}, out)
+	if err != nil {
+		return liveHour{}, err
+	}
+	layout := schema.NewLayout(bound, "bench.live")
+	p, err := iceberg.NewPartitioner(part, layout)
+	if err != nil {
+		return liveHour{}, err
+	}
+	hour := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
+	col := func(name string) int { return layout.ByName[name].Column }
+	var l liveHour
+	var key []byte
+	for cp := range 60 {
+		var files []iceberggo.DataFile
+		for writer := range 2 {
+			w, err := iceberg.NewWriter(ctx, tbl, layout, p, iceberg.WriterOptions{Worker: writer, RunID: fmt.Sprint("live", cp), Compression: "zstd"})
+			if err != nil {
+				return l, err
+			}
+			for i := range 2500 {
+				n := int64(cp*5000 + writer*2500 + i)
+				ts := hour.Add(time.Duration(cp)*time.Minute + time.Duration(i)*time.Millisecond).UnixMicro()
+				row := parquet.Row{
+					parquet.ByteArrayValue(fmt.Appendf(nil, "ev-%09d", n)).Level(0, 0, col("id")),
+					parquet.Int64Value(ts).Level(0, 0, col("ts")),
+					parquet.Int64Value(n%9973).Level(0, 1, col("user")),
+					parquet.ByteArrayValue(fmt.Appendf(nil, "/page/%d", n%211)).Level(0, 1, col("page")),
+					parquet.DoubleValue(float64(n%1000)/7).Level(0, 1, col("amount")),
+				}
+				slices.SortFunc(row, func(a, b parquet.Value) int { return a.Column() - b.Column() })
+				key = p.AppendKey(key[:0], row)
+				if err := w.Write(key, row, ts); err != nil {
+					return l, err
+				}
+			}
+			if err := w.Flush(); err != nil {
+				return l, err
+			}
+			sealed, _, err := w.Seal()
+			if err != nil {
+				return l, err
+			}
+			files = append(files, sealed...)
+		}
+		tx := tbl.NewTransaction()
+		if err := tx.AddDataFiles(ctx, files, nil); err != nil {
+			return l, err
+		}
+		if tbl, err = tx.Commit(ctx); err != nil {
+			return l, err
+		}
+	}
+	scan := func() (time.Duration, int, error) {
+		var best time.Duration
+		files := 0
+		for range 3 {
+			start := time.Now()
+			tasks, err := tbl.Scan().PlanFiles(ctx)
+			if err != nil {
+				return 0, 0, err
+			}
+			_, it, err := tbl.Scan().ToArrowRecords(ctx)
+			if err != nil {
+				return 0, 0, err
+			}
+			l.rows = 0
+			for rec, err := range it {
+				if err != nil {
+					return 0, 0, err
+				}
+				l.rows += rec.NumRows()
+				rec.Release()
+			}
+			if d := time.Since(start); best == 0 || d < best {
+				best = d
+			}
+			files = len(tasks)
+		}
+		return best, files, nil
+	}
+	if l.scanBefore, l.filesBefore, err = scan(); err != nil {
+		return l, err
+	}
+	m, err := compaction.NewMerger(ctx, tbl, layout, part, compaction.Options{Writer: iceberg.WriterOptions{Worker: 900, RunID: "live-merge", Compression: "zstd"}})
+	if err != nil {
+		return l, err
+	}
+	parts, err := compaction.Partitions(ctx, tbl, nil)
+	if err != nil {
+		return l, err
+	}
+	merged, written, err := m.MergeFiles(ctx, parts[0].Files)
+	if err != nil {
+		return l, err
+	}
+	load := func(ctx context.Context) (*table.Table, error) { return cat.LoadTable(ctx, tbl.Identifier()) }
+	if tbl, err = compaction.Commit(ctx, load, tbl, merged, written, nil); err != nil {
+		return l, err
+	}
+	l.scanNow, l.after, err = scan()
+	return l, err
 }
