@@ -269,30 +269,42 @@ func (m *Merger) sortFile(f iceberg.DataFile, w *ice.Writer, run *sortRun, rows 
 	defer closeFile()
 	var n int64
 	for _, rg := range pf.RowGroups() {
-		rr := rg.Rows()
-		for {
-			k, err := rr.ReadRows(rows)
-			for _, row := range rows[:k] {
+		k, err := eachBatch(rg, rows, func(batch []parquet.Row) error {
+			for _, row := range batch {
 				run.add(row)
 			}
-			n += int64(k)
 			if run.bytes >= m.opts.SortRunBytes {
-				if err := m.writeRun(w, run, key, written); err != nil {
-					rr.Close()
-					return n, err
-				}
+				return m.writeRun(w, run, key, written)
 			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rr.Close()
-				return n, err
-			}
+			return nil
+		})
+		n += k
+		if err != nil {
+			return n, err
 		}
-		rr.Close()
 	}
 	return n, nil
+}
+
+// eachBatch reads a row group's rows a batch at a time (rows is reused)
+// and hands each batch to fn.
+func eachBatch(rg parquet.RowGroup, rows []parquet.Row, fn func([]parquet.Row) error) (int64, error) {
+	rr := rg.Rows()
+	defer rr.Close()
+	var n int64
+	for {
+		k, err := rr.ReadRows(rows)
+		n += int64(k)
+		if ferr := fn(rows[:k]); ferr != nil {
+			return n, ferr
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // writeRun writes the run sorted and seals it as its own file(s).
@@ -381,31 +393,20 @@ func (m *Merger) copyFile(f iceberg.DataFile, w *ice.Writer, rows []parquet.Row,
 		} else if err != nil && err != io.EOF {
 			return n, err
 		}
-		rr = rg.Rows()
-		for {
-			k, err := rr.ReadRows(rows)
-			for _, row := range rows[:k] {
+		read, err := eachBatch(rg, rows, func(batch []parquet.Row) error {
+			for _, row := range batch {
 				*key = m.part.AppendKey((*key)[:0], row)
 				if err := w.Write(*key, row, 0); err != nil {
-					rr.Close()
-					return n, err
+					return err
 				}
 			}
-			n += int64(k)
 			// The writer keeps rows until Flush; the next read reuses them.
-			if ferr := w.Flush(); ferr != nil {
-				rr.Close()
-				return n, ferr
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rr.Close()
-				return n, err
-			}
+			return w.Flush()
+		})
+		n += read
+		if err != nil {
+			return n, err
 		}
-		rr.Close()
 	}
 	return n, nil
 }

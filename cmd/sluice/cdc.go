@@ -237,15 +237,11 @@ func (t *mirrorTarget) Checkpoint(ctx context.Context, at cdc.Position, snap cdc
 		return fmt.Errorf("table %s: %w", t.name, err)
 	}
 	t.cp++
-	var bytes int64
-	for _, f := range data {
-		bytes += f.FileSizeBytes()
-	}
 	dw := checkpoint.DataWritten{
 		Stream: t.stream, Checkpoint: t.cp, Files: data, DeleteFiles: deletes,
 		Positions: checkpoint.Positions{"binlog": {0: positionNumber(at)}},
 		Props:     map[string]string{propCDCPosition: at.String(), propCDCSnapshot: string(progress)},
-		Counts:    checkpoint.Counts{Written: countRows(data)}, Bytes: bytes,
+		Counts:    checkpoint.Counts{Written: countRows(data)}, Bytes: totalSize(data),
 	}
 	if err := t.s.p.committer.Submit(ctx, dw); err != nil {
 		return err
