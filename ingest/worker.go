@@ -46,6 +46,10 @@ type worker struct {
 
 	positions checkpoint.Positions
 	counts    checkpoint.Counts
+	// tally counts the checkpoint's records by event hour and outcome for
+	// the audit trace; starts holds each partition's first offset in it.
+	tally  checkpoint.Tally
+	starts checkpoint.Positions
 	maxEvent  int64
 	// marks is the event-time progress of the partitions read since the
 	// last barrier.
@@ -110,6 +114,7 @@ func newWorker(s *Stream, id int) (*worker, error) {
 		return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 	}
 	w := &worker{id: id, s: s, q: newQueue(), dec: dec, paused: map[topicPartition]struct{}{}, positions: checkpoint.Positions{},
+		tally: checkpoint.Tally{}, starts: checkpoint.Positions{},
 		blocked: map[topicPartition]bool{}}
 	if s.opts.Program != nil {
 		if w.ev, err = s.opts.Program.Evaluator(s.opts.Input, s.opts.Output); err != nil {
@@ -219,9 +224,13 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 		lateBefore = w.s.lateBefore.Load()
 	}
 	consumed := len(recs)
+	if _, ok := w.starts.Get(first.Topic, first.Partition); !ok {
+		w.starts.Set(first.Topic, first.Partition, first.Offset)
+	}
 	for i, r := range recs {
 		if match != nil && !hasHeader(r, match.Header, match.Value) {
 			skipped++
+			w.tally.Add(0, false, checkpoint.Skipped)
 			continue
 		}
 		if w.chg != nil {
@@ -231,10 +240,18 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 					return err
 				}
 				dead++
+				w.tally.Add(0, false, checkpoint.DeadParse)
 				continue
 			}
 			written += int64(kept)
 			skipped += int64(other)
+			// A record's changes are counted where they are applied; the
+			// record itself once, by outcome.
+			if kept > 0 {
+				w.tally.Add(0, false, checkpoint.Written)
+			} else {
+				w.tally.Add(0, false, checkpoint.Skipped)
+			}
 			continue
 		}
 		room := w.next()
@@ -244,6 +261,7 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 			batchMax = max(batchMax, et)
 			if isLate = et < lateBefore; isLate && w.lateOut == nil {
 				late++ // late.policy drop
+				w.tally.Add(et, true, checkpoint.LateDropped)
 				continue
 			}
 		}
@@ -257,12 +275,14 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 			}
 			if errors.Is(err, parse.ErrNotMatched) {
 				skipped++
+				w.tally.Add(0, false, checkpoint.Skipped)
 				continue
 			}
 			if err := w.deadLetter(ctx, r, "parse", err); err != nil {
 				return err
 			}
 			dead++
+			w.tally.Add(0, false, checkpoint.DeadParse)
 			continue
 		}
 		w.keep(room, row)
@@ -276,10 +296,12 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 					return err
 				}
 				dead++
+				w.tally.Add(et, true, checkpoint.DeadETL)
 				continue
 			}
 			if !keep {
 				filtered++
+				w.tally.Add(et, true, checkpoint.Filtered)
 				continue
 			}
 			w.keep(room, out)
@@ -300,12 +322,15 @@ func (w *worker) process(ctx context.Context, recs []*kgo.Record, hwm int64) err
 				return err
 			}
 			dead++
+			w.tally.Add(et, true, checkpoint.DeadExport)
 			continue
 		}
 		if isLate {
 			late++ // in the late table
+			w.tally.Add(et, true, checkpoint.LateTable)
 		} else {
 			written++
+			w.tally.Add(et, true, checkpoint.Written)
 		}
 		w.maxEvent = max(w.maxEvent, et)
 		if len(w.slab) >= chunkValues {
@@ -446,7 +471,9 @@ func (w *worker) seal(ctx context.Context, n int64) error {
 	dw := checkpoint.DataWritten{
 		Stream: name, Checkpoint: n, Worker: w.id, Files: files, DeleteFiles: deletes, Positions: w.positions,
 		MaxEventTime: w.maxEvent, Counts: w.counts, Bytes: size, Marks: w.marks, LateFiles: lateFiles,
+		Tally: w.tally, Starts: w.starts,
 	}
 	w.positions, w.counts, w.marks = checkpoint.Positions{}, checkpoint.Counts{}, nil
+	w.tally, w.starts = checkpoint.Tally{}, checkpoint.Positions{}
 	return w.s.opts.Committer.Submit(ctx, dw)
 }

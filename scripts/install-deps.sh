@@ -11,7 +11,9 @@ set -euo pipefail
 #               server runs as when the tests run as root.
 #   mariadb-server  mariadbd and mariadb-install-db, which the CDC tests run
 #               as a private server with a row-based binary log.
-required=(postgresql mariadb-server)
+#   clickhouse-server  the server the audit tests run privately (Debian's
+#               18.16: native protocol).
+required=(postgresql mariadb-server clickhouse-server)
 
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

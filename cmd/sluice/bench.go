@@ -450,7 +450,7 @@ func benchPipeline(c, addr, dir string, n int64) (benchResult, error) {
 		}
 		text = benchProtoConfig(addr, dir, protoPath)
 	}
-	cfg, err := config.Parse([]byte(text))
+	cfg, err := config.ParseIn([]byte(text), dir)
 	if err != nil {
 		return benchResult{}, err
 	}

@@ -332,14 +332,14 @@ func benchMirror(c, dir string, events int64) (benchResult, error) {
 	if err != nil {
 		return benchResult{}, err
 	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
+	cfg, err := config.ParseIn(fmt.Appendf(nil, `
 name: bench
 catalog: {uri: %q, warehouse: %q}
 checkpoint: {interval: 200ms}
 cdc:
   - {name: db, host: 127.0.0.1, port: %d, user: root, server_id: 9002, tables: [bench.orders], namespace: mirror,
      compaction: {delete_files: -1}}
-`, filepath.Join(dir, "catalog.db"), "file://"+filepath.Join(dir, "warehouse"), st.Port))
+`, filepath.Join(dir, "catalog.db"), "file://"+filepath.Join(dir, "warehouse"), st.Port), dir)
 	if err != nil {
 		return benchResult{}, err
 	}

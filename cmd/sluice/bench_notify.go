@@ -83,7 +83,7 @@ streams:
 	if err := os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte(b.String()), 0o644); err != nil {
 		return res, err
 	}
-	cfg, err := config.Parse([]byte(b.String()))
+	cfg, err := config.ParseIn([]byte(b.String()), dir)
 	if err != nil {
 		return res, err
 	}

@@ -103,7 +103,7 @@ func demoCmd(args []string) error {
 	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
 		return err
 	}
-	cfg, err := config.Parse([]byte(text))
+	cfg, err := config.ParseIn([]byte(text), abs)
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}

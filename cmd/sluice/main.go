@@ -30,6 +30,7 @@ Usage:
   sluice partitions (--dir DIR | -c pipeline.yaml) [table]
                                                         show time partitions: open, ready, empty, updated
   sluice compact (--dir DIR | -c pipeline.yaml) table   merge a table's small files
+  sluice audit -c pipeline.yaml [--table T]             reconcile the audit trace with the tables
   sluice bench [--events N]                             measure fetch, decode+encode and the full pipeline
 
 Run "sluice <command> -h" for a command's flags.
@@ -55,6 +56,8 @@ func main() {
 		err = partitionsCmd(args, os.Stdout)
 	case "compact":
 		err = compactCmd(args, os.Stdout)
+	case "audit":
+		err = auditCmd(args, os.Stdout)
 	case "bench":
 		err = benchCmd(args)
 	case "help", "-h", "--help":
@@ -138,7 +141,7 @@ func runCmd(args []string) error {
 			return err
 		}
 		if raw != nil {
-			if cfg, err = config.Parse(raw); err != nil {
+			if cfg, err = config.ParseIn(raw, cfg.Dir); err != nil {
 				return fmt.Errorf("config from topic %s: %w", *cfgTopic, err)
 			}
 			log.Info("using the config published on the config topic", "topic", *cfgTopic)

@@ -36,6 +36,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/parse"
 	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/partition"
+	"github.com/sluicehq/sluice/sinks/audit"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 	kafkasink "github.com/sluicehq/sluice/sinks/kafka"
 )
@@ -62,6 +63,8 @@ type pipeline struct {
 	mu      sync.Mutex
 	streams []*ingest.Stream // in config order, for progress displays
 	byName  map[string]*streamRun
+	// audit exports the trace of every commit; nil when disabled.
+	audit *audit.Exporter
 	// mirrors are the CDC sources and their tables by commit stream.
 	sources []*cdc.Mirror
 	mirrors map[string]*mirrorTarget
@@ -76,6 +79,26 @@ type streamRun struct {
 	notifier *partition.Notifier // nil without notice targets
 	cancel   context.CancelFunc
 	done     chan error
+}
+
+// newAudit makes the exporter of the audit trace: to ClickHouse when
+// configured, else to a local file, through the spool either way.
+func newAudit(cfg *config.Pipeline, reg prometheus.Registerer, log *slog.Logger) (*audit.Exporter, error) {
+	a := cfg.Audit
+	if a.Disabled {
+		return nil, nil
+	}
+	var sink audit.Sink = audit.NewFile(a.File)
+	if ch := a.ClickHouse; ch != nil {
+		c, err := audit.NewClickHouse(audit.ClickHouseOptions{Addr: ch.Addrs, Database: ch.Database, Table: ch.Table,
+			User: ch.User, Password: ch.Password, Timeout: ch.Timeout.D()})
+		if err != nil {
+			return nil, err
+		}
+		sink = c
+	}
+	return audit.NewExporter(sink, audit.Options{Pipeline: cfg.Name, SpoolDir: a.SpoolDir, SpoolMax: int64(a.SpoolMaxBytes),
+		Logger: log, Registerer: reg})
 }
 
 // kafkaOpts turns the kafka section into client options.
@@ -180,6 +203,9 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		Pipeline: cfg.Name, RunID: p.runID, FailureTimeout: cfg.Checkpoint.CommitFailureTimeout.D(),
 		Logger: log, Registerer: p.reg,
 	})
+	if p.audit, err = newAudit(cfg, p.reg, log); err != nil {
+		return nil, err
+	}
 	p.metrics = ingest.NewMetrics(p.reg)
 	p.noticeMetrics = partition.NewMetrics(p.reg)
 	for i, sc := range cfg.Streams {
@@ -263,6 +289,10 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		}
 	}
 	p.committer.AddTable(sc.Name, tbl, cfg.Writer.Workers, state, ann)
+	if p.audit != nil {
+		name := sc.Name
+		p.audit.Add(name, sc.Table.Name, func() *table.Table { return p.committer.Table(name) })
+	}
 	budget := writerBudget(cfg)
 	runID := p.runID
 	writerOpts := func(worker int) iceberg.WriterOptions {
@@ -354,6 +384,9 @@ func (p *pipeline) Committed(stream string, cp checkpoint.DataWritten, snapshotI
 	if m != nil {
 		m.committed(cp.Checkpoint)
 	}
+	if p.audit != nil {
+		p.audit.Notify()
+	}
 }
 
 // runningStreams lists the streams in config order.
@@ -389,6 +422,9 @@ func (p *pipeline) run(ctx context.Context, metricsAddr string, reload <-chan []
 		}
 		return err
 	})
+	if p.audit != nil {
+		g.Go(func() error { return p.audit.Run(gctx) })
+	}
 	g.Go(func() error {
 		defer stopCommit()
 		// CDC sources take their last checkpoints, and wait for them, as
@@ -508,7 +544,7 @@ func (p *pipeline) supervise(ctx, gctx context.Context, reload <-chan []byte) er
 			stopAll()
 			return err
 		case raw := <-reload:
-			next, err := config.Parse(raw)
+			next, err := config.ParseIn(raw, p.cfg.Dir)
 			if err == nil {
 				err = p.apply(ctx, next, start, stop)
 			}

@@ -5,9 +5,12 @@
 package checkpoint
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/apache/iceberg-go"
@@ -137,6 +140,11 @@ type DataWritten struct {
 	Counts Counts
 	// Bytes is the total size of Files.
 	Bytes int64
+	// Tally counts the records of the checkpoint by event hour and outcome;
+	// Starts are the first offset processed per partition, so the
+	// positions read cover [Starts, Positions).
+	Tally  Tally
+	Starts Positions
 	// Props are more snapshot summary properties the source records with
 	// its positions (a CDC table's position and snapshot progress), keys
 	// starting "sluice.source."; the last part's win.
@@ -196,6 +204,22 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 		}
 		merged.Counts.Add(p.Counts)
 		merged.Bytes += p.Bytes
+		if len(p.Tally) > 0 {
+			if merged.Tally == nil {
+				merged.Tally = Tally{}
+			}
+			merged.Tally.Merge(p.Tally)
+		}
+		for t, parts := range p.Starts {
+			for part, off := range parts {
+				if merged.Starts == nil {
+					merged.Starts = Positions{}
+				}
+				if have, ok := merged.Starts.Get(t, part); !ok || off < have {
+					merged.Starts.Set(t, part, off)
+				}
+			}
+		}
 		if len(p.Props) > 0 {
 			if merged.Props == nil {
 				merged.Props = map[string]string{}
@@ -204,4 +228,81 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 		}
 	}
 	return merged
+}
+
+// Outcomes of a record, as the audit trace counts them.
+const (
+	Written       = "written"
+	Filtered      = "filtered"
+	DeadParse     = "dead_lettered:parse"
+	DeadETL       = "dead_lettered:etl"
+	DeadExport    = "dead_lettered:export"
+	Skipped       = "skipped"
+	LateDropped   = "late_dropped"
+	LateTable     = "late_table"
+	NoHour  int64 = -1 // a record without an event time (unreadable, or not decoded)
+)
+
+// TallyKey is an event hour (Unix time / 3600, NoHour if unknown) and a
+// record outcome.
+type TallyKey struct {
+	Hour    int64
+	Outcome string
+}
+
+// Tally counts records by event hour and outcome.
+type Tally map[TallyKey]int64
+
+// Add counts one record.
+func (t Tally) Add(eventTime int64, known bool, outcome string) {
+	h := NoHour
+	if known {
+		h = eventTime / 3_600_000_000
+		if eventTime < 0 && eventTime%3_600_000_000 != 0 {
+			h-- // the hour the instant falls in
+		}
+	}
+	t[TallyKey{h, outcome}]++
+}
+
+// Merge adds o's counts to t.
+func (t Tally) Merge(o Tally) {
+	for k, n := range o {
+		t[k] += n
+	}
+}
+
+// Encode renders a tally for a snapshot summary: [[hour,"outcome",n],...]
+// in a stable order.
+func (t Tally) Encode() string {
+	rows := make([][3]any, 0, len(t))
+	for k, n := range t {
+		rows = append(rows, [3]any{k.Hour, k.Outcome, n})
+	}
+	slices.SortFunc(rows, func(a, b [3]any) int {
+		if c := cmp.Compare(a[0].(int64), b[0].(int64)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a[1].(string), b[1].(string))
+	})
+	b, _ := json.Marshal(rows)
+	return string(b)
+}
+
+// DecodeTally parses Encode's output.
+func DecodeTally(s string) (Tally, error) {
+	var rows [][3]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &rows); err != nil {
+		return nil, fmt.Errorf("decode tally: %w", err)
+	}
+	t := Tally{}
+	for _, r := range rows {
+		var k TallyKey
+		var n int64
+		if err := errors.Join(json.Unmarshal(r[0], &k.Hour), json.Unmarshal(r[1], &k.Outcome), json.Unmarshal(r[2], &n)); err != nil {
+			return nil, fmt.Errorf("decode tally: %w", err)
+		}
+		t[k] += n
+	}
+	return t, nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -51,6 +52,11 @@ type Pipeline struct {
 	Streams []Stream `yaml:"streams"`
 	// CDC are MySQL/MariaDB servers whose tables are mirrored.
 	CDC []CDC `yaml:"cdc"`
+	// Audit is where the audit trace goes (default: a local file).
+	Audit Audit `yaml:"audit"`
+	// Dir is the pipeline file's directory, where file defaults live
+	// (set by Load).
+	Dir string `yaml:"-"`
 }
 
 // Kafka is the source cluster.
@@ -450,13 +456,17 @@ func Load(path string) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(raw)
+	return ParseIn(raw, filepath.Dir(path))
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // Parse is Load on bytes.
-func Parse(raw []byte) (*Pipeline, error) {
+func Parse(raw []byte) (*Pipeline, error) { return ParseIn(raw, ".") }
+
+// ParseIn is Parse for a pipeline file in dir, where files it names by
+// default live (the audit trace and spool).
+func ParseIn(raw []byte, dir string) (*Pipeline, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("config is not valid YAML: %w", err)
@@ -472,7 +482,7 @@ func Parse(raw []byte) (*Pipeline, error) {
 	}
 	// checkKeys has refused unknown keys and values of the wrong type, so this
 	// decode does not fail in practice.
-	var p Pipeline
+	p := Pipeline{Dir: dir}
 	if err := doc.Decode(&p); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -752,6 +762,7 @@ func (p *Pipeline) applyDefaults() {
 	for i := range p.CDC {
 		p.CDC[i].applyDefaults()
 	}
+	p.Audit.applyDefaults(p.Dir)
 	for i := range p.Streams {
 		s := &p.Streams[i]
 		if s.Format == "" {
@@ -869,6 +880,7 @@ func (p *Pipeline) Validate() error {
 	if p.DeadLetter.Topic != "" && p.DeadLetter.File != "" || len(p.Streams) > 0 && p.DeadLetter.Topic == "" && p.DeadLetter.File == "" {
 		bad("dead_letter", "set exactly one of topic and file")
 	}
+	errs = append(errs, p.Audit.validate()...)
 	if len(p.Streams) == 0 && len(p.CDC) == 0 {
 		bad("streams", "at least one stream or cdc source is required")
 	}

@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -291,6 +292,10 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 	props := c.streamProps(st, cp.Checkpoint, positions, token)
 	props[PropMaxEventTime] = strconv.FormatInt(cp.MaxEventTime, 10)
 	maps.Copy(props, cp.Props)
+	if len(cp.Tally) > 0 {
+		props[PropAudit] = cp.Tally.Encode()
+		props[PropAuditOffsets] = offsetRanges(st.positions, cp)
+	}
 	if len(cp.LateFiles) > 0 {
 		// The late table first: a crash before the stream's own commit
 		// leaves it a checkpoint ahead, which the next start rolls back
@@ -368,6 +373,27 @@ func (c *Committer) retryingRewrite(ctx context.Context, st *tableState, merged,
 		written = nil
 	}
 	return c.retry(ctx, st, &st.main, changeSet{replace: merged, files: written}, props, tableProps, cp)
+}
+
+// offsetRanges renders the source ranges a checkpoint covers:
+// {"topic":{"0":[from,to]}}, from the first offset processed (or the
+// previous position) up to the next position.
+func offsetRanges(prev checkpoint.Positions, cp checkpoint.DataWritten) string {
+	out := map[string]map[string][2]int64{}
+	for t, parts := range cp.Positions {
+		for part, to := range parts {
+			from, ok := prev.Get(t, part)
+			if start, has := cp.Starts.Get(t, part); !ok || has && start < from {
+				from = start
+			}
+			if out[t] == nil {
+				out[t] = map[string][2]int64{}
+			}
+			out[t][strconv.Itoa(int(part))] = [2]int64{from, to}
+		}
+	}
+	b, _ := json.Marshal(out) // maps of strings and ints always marshal
+	return string(b)
 }
 
 // changeSet is what one commit changes: files appended, replacing

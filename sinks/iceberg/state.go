@@ -26,6 +26,10 @@ const (
 	PropPositions    = "sluice.positions"
 	PropMaxEventTime = "sluice.max-event-time"
 	PropRecords      = "sluice.records"
+	// PropAudit counts the checkpoint's records by event hour and outcome
+	// (checkpoint.Tally); PropAuditOffsets the source ranges it covers.
+	PropAudit        = "sluice.audit"
+	PropAuditOffsets = "sluice.audit-offsets"
 )
 
 // State is a stream's progress as recorded in its table.
