@@ -48,9 +48,9 @@ type worker struct {
 	counts    checkpoint.Counts
 	// tally counts the checkpoint's records by event hour and outcome for
 	// the audit trace; starts holds each partition's first offset in it.
-	tally  checkpoint.Tally
-	starts checkpoint.Positions
-	maxEvent  int64
+	tally    checkpoint.Tally
+	starts   checkpoint.Positions
+	maxEvent int64
 	// marks is the event-time progress of the partitions read since the
 	// last barrier.
 	marks map[watermark.Key]watermark.Partition

@@ -79,7 +79,7 @@ func TestAuditTrace(t *testing.T) {
 	e := newEnv(t, 4, "events")
 	cfg := e.writePipeline(`
 audit:
-  clickhouse: {addrs: ["`+ch.Addr+`"], timeout: 2s}
+  clickhouse: {addrs: ["` + ch.Addr + `"], timeout: 2s}
   spool_dir: {{dir}}/spool
 streams:
   - name: events
