@@ -188,9 +188,12 @@ func auditStreamTable(ctx context.Context, sc config.Stream, tbl *table.Table, r
 		if r.Stream != sc.Name {
 			continue
 		}
-		if r.Stage == "read" {
+		switch r.Stage {
+		case "read":
 			st.Read += r.Records
 			continue
+		case "compacted":
+			continue // rewritten, not read
 		}
 		st.Counted += r.Records
 		if !r.Hour.Equal(time.Unix(0, 0)) && (r.Hour.Before(lo) || r.Hour.After(hi)) {

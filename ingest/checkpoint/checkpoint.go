@@ -232,15 +232,18 @@ func Merge(stream string, cp int64, parts []DataWritten) DataWritten {
 
 // Outcomes of a record, as the audit trace counts them.
 const (
-	Written           = "written"
-	Filtered          = "filtered"
-	DeadParse         = "dead_lettered:parse"
-	DeadETL           = "dead_lettered:etl"
-	DeadExport        = "dead_lettered:export"
-	Skipped           = "skipped"
-	LateDropped       = "late_dropped"
-	LateTable         = "late_table"
-	NoHour      int64 = -1 // a record without an event time (unreadable, or not decoded)
+	Written     = "written"
+	Filtered    = "filtered"
+	DeadParse   = "dead_lettered:parse"
+	DeadETL     = "dead_lettered:etl"
+	DeadExport  = "dead_lettered:export"
+	Skipped     = "skipped"
+	LateDropped = "late_dropped"
+	LateTable   = "late_table"
+	// Compacted counts records a merge rewrote: not an outcome of records
+	// read, and not part of a stream's reconciliation.
+	Compacted       = "compacted"
+	NoHour    int64 = -1 // a record without an event time (unreadable, or not decoded)
 )
 
 // TallyKey is an event hour (Unix time / 3600, NoHour if unknown) and a

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -161,11 +160,10 @@ func (e *Exporter) derive(done map[string]int64) error {
 		snaps := tbl.Metadata().Snapshots()
 		slices.SortFunc(snaps, func(a, b table.Snapshot) int { return int(a.SequenceNumber - b.SequenceNumber) })
 		for _, snap := range snaps {
-			if snap.Summary == nil || snap.Summary.Properties[iceberg.PropStream] != s.stream {
-				continue
-			}
-			cp, _ := strconv.ParseInt(snap.Summary.Properties[iceberg.PropCheckpoint], 10, 64)
-			if cp <= done[s.stream] || snap.Summary.Properties[iceberg.PropAudit] == "" {
+			// Progress is the snapshot's sequence number: a merge commits
+			// under the checkpoint number of the commit before it.
+			if snap.SequenceNumber <= done[s.stream] || snap.Summary == nil ||
+				snap.Summary.Properties[iceberg.PropStream] != s.stream || snap.Summary.Properties[iceberg.PropAudit] == "" {
 				continue
 			}
 			if size >= e.opts.SpoolMax {
@@ -177,16 +175,12 @@ func (e *Exporter) derive(done map[string]int64) error {
 				e.log.Error("audit trace of a commit unreadable; skipped", "table", s.table, "snapshot", snap.SnapshotID, "err", err)
 				continue
 			}
-			if last := done[s.stream]; last > 0 && cp > last+1 {
-				e.log.Error("audit trace of checkpoints missing (their snapshots expired before they were exported)",
-					"table", s.table, "from", last+1, "to", cp-1)
-			}
 			n, err := e.spool(rows)
 			if err != nil {
 				return err
 			}
 			size += n
-			done[s.stream] = cp
+			done[s.stream] = snap.SequenceNumber
 			if err := e.saveProgress(done); err != nil {
 				return err
 			}
@@ -283,7 +277,8 @@ func (e *Exporter) deliver(ctx context.Context) error {
 	return nil
 }
 
-// progress is the last checkpoint spooled per stream.
+// progress is, per stream, the sequence number of the last snapshot whose
+// trace was spooled.
 func (e *Exporter) progressPath() string { return filepath.Join(e.opts.SpoolDir, "progress.json") }
 
 func (e *Exporter) loadProgress() (map[string]int64, error) {

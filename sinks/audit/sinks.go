@@ -40,7 +40,7 @@ const Schema = `CREATE TABLE IF NOT EXISTS %s (
 	committed_at DateTime
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(hour)
-ORDER BY (pipeline, stream, table, hour, stage, reason, topic, partition, checkpoint)`
+ORDER BY (pipeline, stream, table, hour, stage, reason, topic, partition, checkpoint, snapshot_id)`
 
 // ClickHouseOptions locate the trace table.
 type ClickHouseOptions struct {
@@ -183,7 +183,7 @@ func ReadFile(path string) ([]Row, error) {
 			// written again.
 			continue
 		}
-		k := fmt.Sprintf("%s|%s|%s|%d|%s", r.Pipeline, r.Stream, r.Table, r.Checkpoint, r.key())
+		k := fmt.Sprintf("%s|%s|%s|%d|%d|%s", r.Pipeline, r.Stream, r.Table, r.Checkpoint, r.Snapshot, r.key())
 		if i, ok := seen[k]; ok {
 			out[i] = r
 			continue

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/sluicehq/sluice/ingest/checkpoint"
 	"github.com/sluicehq/sluice/partition"
 )
 
@@ -197,6 +198,14 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 	maps.Copy(props, ann.summary(p.next))
 	props[PropRecords] = "0"
 	props[PropCompaction] = d.path
+	if len(d.merged) > 0 {
+		// The audit trace counts the records a merge rewrote, under the
+		// slice's first hour.
+		start, _ := ann.cfg.Slicing.Bounds(d.ord)
+		tally := checkpoint.Tally{}
+		tally[checkpoint.TallyKey{Hour: start.Unix() / 3600, Outcome: checkpoint.Compacted}] = countRecords(d.merged)
+		props[PropAudit] = tally.Encode()
+	}
 	// The table property names the latest partition announced: not this
 	// one if a later one was announced while this one was merged.
 	newest := true

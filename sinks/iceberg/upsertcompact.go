@@ -11,6 +11,8 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/apache/iceberg-go/table/compaction"
+
+	"github.com/sluicehq/sluice/ingest/checkpoint"
 )
 
 // UpsertCompaction is a table kept upserted (see Upserts) rewritten with
@@ -111,6 +113,11 @@ func (c *Committer) finishUpserts(ctx context.Context, st *tableState, d compact
 	maps.Copy(props, st.announce.summary(st.announce.state))
 	props[PropRecords] = "0"
 	props[PropCompaction] = "deletes applied"
+	var rewritten int64
+	for _, f := range u.Result.OldDataFiles {
+		rewritten += f.Count()
+	}
+	props[PropAudit] = checkpoint.Tally{{Hour: checkpoint.NoHour, Outcome: checkpoint.Compacted}: rewritten}.Encode()
 	replace := append(slices.Clone(u.Result.OldDataFiles), u.Deletes...)
 	seq := u.Seq
 	snap, err := c.retry(ctx, st, &st.main, changeSet{replace: replace, files: u.Result.NewDataFiles, dataSeq: &seq}, props, nil, cp)
