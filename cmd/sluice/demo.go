@@ -185,6 +185,7 @@ loop:
 		st.Read-start.Read, st.Committed, st.CommittedFiles, st.DeadLettered, st.Filtered)
 	fmt.Printf("Look at the table:\n  %s inspect --dir %s demo.events\n", selfName(), *dir)
 	fmt.Printf("Dead letters, with reasons: %s\n", cfg.DeadLetter.File)
+	fmt.Printf("The audit trace (every record accounted for, by hour): %s\n  %s audit -c %s\n", cfg.Audit.File, selfName(), cfgPath)
 	return nil
 }
 
