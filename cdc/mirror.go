@@ -305,7 +305,12 @@ func (m *Mirror) read(ctx context.Context, from Position, events chan<- []Event)
 				return ctx.Err()
 			}
 			batch = make([]Event, 0, min(2*len(batch), 4096))
-			from = e.Next
+			if e.Op == 0 {
+				// Only a boundary is a place to resume: a batch cut inside
+				// a big transaction resumes before it, and the rows already
+				// handed over are applied again (upserts of the same values).
+				from = e.Next
+			}
 			failing = time.Time{}
 			return nil
 		})
@@ -338,7 +343,7 @@ func (m *Mirror) snapshot(ctx context.Context, tables []*mtable, chunks chan<- c
 	for _, t := range tables {
 		g.Go(func() error {
 			if err := m.snapshotTable(gctx, t, chunks); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("snapshot %s: %w", t.name, err)
+				return err // named by the snapshot read
 			}
 			return nil
 		})
@@ -347,33 +352,41 @@ func (m *Mirror) snapshot(ctx context.Context, tables []*mtable, chunks chan<- c
 }
 
 func (m *Mirror) snapshotTable(ctx context.Context, t *mtable, chunks chan<- chunk) error {
-	conn, err := m.connect()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	var conn *client.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	after := t.snap.After
 	m.log.Info("snapshot started", "table", t.name, "after", after)
+	var failing time.Time
+	backoff := 200 * time.Millisecond
 	for {
-		// Described per chunk: a DDL while the snapshot runs changes what
-		// the next read returns.
-		info, err := DescribeTable(conn, t.info.Schema, t.info.Table)
+		c, err := m.readChunk(&conn, t, after)
 		if err != nil {
-			return err
+			// A lost connection (a restarted server) is reconnected and the
+			// chunk read again, as the log reader does.
+			if conn != nil {
+				conn.Close()
+				conn = nil
+			}
+			if failing.IsZero() {
+				failing = time.Now()
+			}
+			if time.Since(failing) > m.cfg.ReconnectTimeout {
+				return err
+			}
+			m.log.Warn("snapshot read failed; retrying", "table", t.name, "after", after, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
 		}
-		low, err := MasterPosition(conn)
-		if err != nil {
-			return err
-		}
-		rows, last, err := ReadChunk(conn, info, after, m.cfg.ChunkRows)
-		if err != nil {
-			return err
-		}
-		high, err := MasterPosition(conn)
-		if err != nil {
-			return err
-		}
-		c := chunk{t: t, info: info, rows: rows, low: low, high: high, after: last, last: len(rows) < m.cfg.ChunkRows}
+		failing, backoff = time.Time{}, 200*time.Millisecond
 		select {
 		case chunks <- c:
 		case <-ctx.Done():
@@ -382,8 +395,39 @@ func (m *Mirror) snapshotTable(ctx context.Context, t *mtable, chunks chan<- chu
 		if c.last {
 			return nil
 		}
-		after = last
+		after = c.after
 	}
+}
+
+// readChunk reads the chunk after a key between two log positions,
+// connecting first if needed.
+func (m *Mirror) readChunk(conn **client.Conn, t *mtable, after Cursor) (chunk, error) {
+	if *conn == nil {
+		c, err := m.connect()
+		if err != nil {
+			return chunk{}, err
+		}
+		*conn = c
+	}
+	// Described per chunk: a DDL while the snapshot runs changes what the
+	// next read returns.
+	info, err := DescribeTable(*conn, t.info.Schema, t.info.Table)
+	if err != nil {
+		return chunk{}, err
+	}
+	low, err := MasterPosition(*conn)
+	if err != nil {
+		return chunk{}, err
+	}
+	rows, last, err := ReadChunk(*conn, info, after, m.cfg.ChunkRows)
+	if err != nil {
+		return chunk{}, err
+	}
+	high, err := MasterPosition(*conn)
+	if err != nil {
+		return chunk{}, err
+	}
+	return chunk{t: t, info: info, rows: rows, low: low, high: high, after: last, last: len(rows) < m.cfg.ChunkRows}, nil
 }
 
 // apply is the one goroutine that changes the targets: log events in

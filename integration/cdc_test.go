@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -216,13 +217,22 @@ func TestCDCCrashLoop(t *testing.T) {
 	}
 	file, pos := db.Position(t)
 	end := fmt.Sprintf("%s:%d", file, pos)
-	waitFor(t, 3*time.Minute, "the mirrors to reach the log's end "+end, func() bool {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
 		if d.exited() {
 			t.Fatalf("daemon exited; log:\n%s", d.logTail())
 		}
-		return e.mirrorPosition("mirror.shop_orders", "shop/shop.orders") == end &&
-			e.mirrorPosition("mirror.shop_lines", "shop/shop.lines") == end
-	})
+		// Caught up: the log's end reached, and the snapshot finished (a
+		// snapshot still reading would leave rows to come).
+		orders, lines := e.mirrorPosition("mirror.shop_orders", "shop/shop.orders"), e.mirrorPosition("mirror.shop_lines", "shop/shop.lines")
+		if orders == end+" done" && lines == end+" done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirrors did not reach the log's end %s: orders at %s, lines at %s; log:\n%s", end, orders, lines, d.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if code, took := d.stop(); code != 0 {
 		t.Fatalf("SIGTERM: exit code %d after %s; log:\n%s", code, took, d.logTail())
 	}
@@ -233,10 +243,12 @@ func TestCDCCrashLoop(t *testing.T) {
 	d = e.start(cfg)
 	d.waitReady()
 	for _, name := range []string{"mirror.shop_orders", "mirror.shop_lines"} {
-		tbl, done := e.loadTable(name)
-		loc := strings.TrimPrefix(tbl.Location(), "file://")
-		waitFor(t, 30*time.Second, "orphans of "+name+" removed", func() bool { return len(unreferenced(t, tbl, loc)) == 0 })
-		done()
+		waitFor(t, time.Minute, "orphans of "+name+" removed", func() bool {
+			// Reloaded each time: a merge may commit meanwhile.
+			tbl, done := e.loadTable(name)
+			defer done()
+			return len(unreferenced(t, tbl, strings.TrimPrefix(tbl.Location(), "file://"))) == 0
+		})
 	}
 	if code, _ := d.stop(); code != 0 {
 		t.Fatalf("exit code %d; log:\n%s", code, d.logTail())
@@ -245,6 +257,9 @@ func TestCDCCrashLoop(t *testing.T) {
 		want := sourceRows(t, db, q)
 		got := e.mirrorRows("mirror.shop_" + tbl)
 		compareRows(t, tbl, got, want)
+	}
+	if t.Failed() && os.Getenv("SLUICE_KEEP") != "" {
+		exec.Command("cp", "-r", e.dir, os.Getenv("SLUICE_KEEP")).Run()
 	}
 	// The upserts piled up delete files, which compactions applied along
 	// the way (killed mid-merge too, leaving orphans the next start removed).
@@ -281,7 +296,8 @@ func (e *env) writeCDCPipeline(db *mariadbtest.Server) string {
 	return path
 }
 
-// mirrorPosition is the log position a mirror's last commit reached.
+// mirrorPosition is the log position a mirror's last commit reached,
+// followed by " done" once its snapshot finished.
 func (e *env) mirrorPosition(table, stream string) string {
 	e.t.Helper()
 	if _, err := os.Stat(e.sqliteCatalog()); err != nil {
@@ -295,7 +311,11 @@ func (e *env) mirrorPosition(table, stream string) string {
 	}
 	for snap := tbl.CurrentSnapshot(); snap != nil; {
 		if snap.Summary != nil && snap.Summary.Properties["sluice.stream"] == stream {
-			return snap.Summary.Properties["sluice.source.cdc-position"]
+			pos := snap.Summary.Properties["sluice.source.cdc-position"]
+			if strings.Contains(snap.Summary.Properties["sluice.source.cdc-snapshot"], `"done":true`) {
+				pos += " done"
+			}
+			return pos
 		}
 		if snap.ParentSnapshotID == nil {
 			break
