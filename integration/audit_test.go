@@ -149,9 +149,10 @@ streams:
 	ch.Stop()
 	batch(6000, 6000)
 	waitFor(t, time.Minute, "the table to catch up without ClickHouse", func() bool { return e.caughtUp("events") })
-	if n, _ := d.metric("sluice_audit_spool_bytes"); n == 0 {
-		t.Error("nothing waits in the spool while ClickHouse is down")
-	}
+	waitFor(t, 30*time.Second, "the trace to wait in the spool while ClickHouse is down", func() bool {
+		n, _ := d.metric("sluice_audit_spool_bytes")
+		return n > 0
+	})
 	ch.Restart()
 	check("after ClickHouse was down")
 
