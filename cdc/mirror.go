@@ -2,11 +2,9 @@ package cdc
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +15,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicehq/sluice/ingest/schema"
 )
 
 // Progress is what a table's destination has committed: the log position
@@ -598,26 +598,11 @@ func (t *mtable) touch(vals []parquet.Value, at Position) {
 	}
 }
 
-// keyOf encodes the key's values so distinct keys never encode alike.
+// keyOf encodes the key's values as Upserts does (schema.AppendKeyValue).
 func (t *mtable) keyOf(vals []parquet.Value) string {
 	b := t.keyBuf[:0]
 	for _, i := range t.key {
-		v := vals[i]
-		b = append(b, byte(v.Kind()))
-		switch v.Kind() {
-		case parquet.Int32:
-			b = binary.BigEndian.AppendUint32(b, uint32(v.Int32()))
-		case parquet.Int64:
-			b = binary.BigEndian.AppendUint64(b, uint64(v.Int64()))
-		case parquet.Float:
-			b = binary.BigEndian.AppendUint32(b, math.Float32bits(v.Float()))
-		case parquet.Double:
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.Double()))
-		default:
-			raw := v.ByteArray()
-			b = binary.AppendUvarint(b, uint64(len(raw)))
-			b = append(b, raw...)
-		}
+		b = schema.AppendKeyValue(b, vals[i])
 	}
 	t.keyBuf = b
 	return string(b)

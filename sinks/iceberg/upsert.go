@@ -2,9 +2,7 @@ package iceberg
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
 	"unsafe"
 
@@ -90,7 +88,7 @@ func (u *Upserts) change(row parquet.Row, deleted bool, eventTime int64) error {
 		if !ok || v.IsNull() {
 			return fmt.Errorf("key column %s is null", n.Field.Name)
 		}
-		u.buf = appendKeyValue(u.buf, v)
+		u.buf = schema.AppendKeyValue(u.buf, v)
 	}
 	i, seen := u.index[string(u.buf)] // no allocation for the lookup
 	if !seen {
@@ -237,30 +235,6 @@ func valueOf(row parquet.Row, col int) (parquet.Value, bool) {
 		}
 	}
 	return parquet.Value{}, false
-}
-
-// appendKeyValue encodes a key value so distinct values never encode
-// alike: a kind byte, then fixed-width numbers or length-prefixed bytes.
-func appendKeyValue(b []byte, v parquet.Value) []byte {
-	b = append(b, byte(v.Kind()))
-	switch v.Kind() {
-	case parquet.Boolean:
-		if v.Boolean() {
-			return append(b, 1)
-		}
-		return append(b, 0)
-	case parquet.Int32:
-		return binary.BigEndian.AppendUint32(b, uint32(v.Int32()))
-	case parquet.Int64:
-		return binary.BigEndian.AppendUint64(b, uint64(v.Int64()))
-	case parquet.Float:
-		return binary.BigEndian.AppendUint32(b, math.Float32bits(v.Float()))
-	case parquet.Double:
-		return binary.BigEndian.AppendUint64(b, math.Float64bits(v.Double()))
-	}
-	raw := v.ByteArray()
-	b = binary.AppendUvarint(b, uint64(len(raw)))
-	return append(b, raw...)
 }
 
 func sortRow(row parquet.Row) {
