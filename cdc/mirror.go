@@ -644,30 +644,39 @@ func (m *Mirror) shapeOf(ctx context.Context, t *mtable, tm *replication.TableMa
 	if err != nil {
 		return nil, m.stop(ctx, t, at, err)
 	}
+	sh, err := m.follow(ctx, t, cols, at)
+	if err != nil || sh == nil {
+		return nil, err
+	}
+	t.shape[tm.TableID] = sh
+	return sh, nil
+}
+
+// follow maps source columns onto the destination, first evolving the
+// destination (after committing what came before, at) when they have new
+// or wider columns. Columns it cannot follow stop the table: nil shape.
+func (m *Mirror) follow(ctx context.Context, t *mtable, cols []Column, at Position) (*shape, error) {
 	sh, grow, err := t.mapColumns(cols)
 	if err != nil {
 		return nil, m.stop(ctx, t, at, err)
 	}
-	if grow != nil {
-		// Commit what came before the change, then change the table.
-		if err := m.checkpoint(ctx, t, at, true); err != nil {
-			return nil, err
-		}
-		renamed := t.renames
-		if err := t.target.Evolve(ctx, grow, renamed); err != nil {
-			return nil, fmt.Errorf("cdc table %s: evolve at %s: %w", t.name, at, err)
-		}
-		t.renames = nil
-		m.log.Info("cdc table schema evolved", "table", t.name, "at", at, "columns", len(grow), "renamed", renamed)
-		if err := t.setColumns(grow); err != nil {
-			return nil, err
-		}
-		if sh, _, err = t.mapColumns(cols); err != nil {
-			return nil, err
-		}
+	if grow == nil {
+		return sh, nil
 	}
-	t.shape[tm.TableID] = sh
-	return sh, nil
+	if err := m.checkpoint(ctx, t, at, true); err != nil {
+		return nil, err
+	}
+	renamed := t.renames
+	if err := t.target.Evolve(ctx, grow, renamed); err != nil {
+		return nil, fmt.Errorf("cdc table %s: evolve at %s: %w", t.name, at, err)
+	}
+	t.renames = nil
+	m.log.Info("cdc table schema evolved", "table", t.name, "at", at, "columns", len(grow), "renamed", renamed)
+	if err := t.setColumns(grow); err != nil {
+		return nil, err
+	}
+	sh, _, err = t.mapColumns(cols)
+	return sh, err
 }
 
 // mapColumns maps source columns onto the destination's by name (after
@@ -785,24 +794,9 @@ func (m *Mirror) applyChunk(ctx context.Context, c chunk, at Position) error {
 	if t.stopped != nil {
 		return nil
 	}
-	sh, grow, err := t.mapColumns(c.info.Columns)
-	if err != nil {
-		return m.stop(ctx, t, at, err)
-	}
-	if grow != nil {
-		if err := m.checkpoint(ctx, t, at, true); err != nil {
-			return err
-		}
-		if err := t.target.Evolve(ctx, grow, t.renames); err != nil {
-			return fmt.Errorf("cdc table %s: evolve at %s: %w", t.name, at, err)
-		}
-		t.renames = nil
-		if err := t.setColumns(grow); err != nil {
-			return err
-		}
-		if sh, _, err = t.mapColumns(c.info.Columns); err != nil {
-			return err
-		}
+	sh, err := m.follow(ctx, t, c.info.Columns, at)
+	if err != nil || sh == nil {
+		return err
 	}
 	vals := make([]parquet.Value, len(t.cols))
 	for _, row := range c.rows {
