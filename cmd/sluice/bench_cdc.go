@@ -131,46 +131,18 @@ func benchUpsertScan(dir string) ([]benchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var scanOnce func(name string, tbl *table.Table) (benchResult, error)
-	// Each scan runs three times; the fastest counts, as the one least
-	// disturbed by the machine's other work.
-	scan := func(name string, tbl *table.Table) (best benchResult, err error) {
-		for range 3 {
-			r, err := scanOnce(name, tbl)
-			if err != nil {
-				return r, err
-			}
-			if best.Wall == 0 || r.Wall < best.Wall {
-				best = r
-			}
-		}
-		return best, nil
-	}
-	scanOnce = func(name string, tbl *table.Table) (benchResult, error) {
-		start, cpu := time.Now(), cpuNow()
-		_, it, err := tbl.Scan().ToArrowRecords(ctx)
-		if err != nil {
-			return benchResult{}, err
-		}
-		var rows int64
-		for rec, err := range it {
-			if err != nil {
-				return benchResult{}, err
-			}
-			rows += rec.NumRows()
-			rec.Release()
-		}
-		tasks, err := tbl.Scan().PlanFiles(ctx)
+	scan := func(name string, tbl *table.Table) (benchResult, error) {
+		r, err := bestScan(ctx, tbl)
 		if err != nil {
 			return benchResult{}, err
 		}
 		var bytes int64
-		for _, t := range tasks {
+		for _, t := range r.files {
 			bytes += t.File.FileSizeBytes()
 		}
 		deletes := tbl.CurrentSnapshot().Summary.Properties["total-delete-files"]
-		return benchResult{Case: name, Events: rows, Wall: time.Since(start).Seconds(), CPU: (cpuNow() - cpu).Seconds(), ChildCPU: true,
-			Files: int64(len(tasks)), Note: fmt.Sprintf("%d data files (%.0f MiB), %s delete files", len(tasks), float64(bytes)/(1<<20), deletes)}, nil
+		return benchResult{Case: name, Events: r.rows, Wall: r.wall.Seconds(), CPU: r.cpu.Seconds(), ChildCPU: true, Files: int64(len(r.files)),
+			Note: fmt.Sprintf("%d data files (%.0f MiB), %s delete files", len(r.files), float64(bytes)/(1<<20), deletes)}, nil
 	}
 	before, err := scan("scan-upserts", tbl)
 	if err != nil {
