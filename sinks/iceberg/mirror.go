@@ -77,19 +77,9 @@ func EvolveUpsertTable(ctx context.Context, tbl *table.Table, next schema.Schema
 			return nil, fmt.Errorf("table %s: rename columns %v: %w", name, renamed, err)
 		}
 	}
-	s := schema.Schema{Fields: slices.Clone(next.Fields)}
-	s.AssignIDs() // ids are ignored: the union matches by name
-	isch, err := s.Iceberg()
+	out, err := evolve(ctx, tbl, next)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
-	}
-	tx := tbl.NewTransaction()
-	if err := tx.UpdateSchema(true, false).UnionByNameWith(isch).Commit(); err != nil {
-		return nil, fmt.Errorf("table %s: evolve schema: %w", name, err)
-	}
-	out, err := tx.Commit(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("table %s: evolve schema: %w", name, err)
 	}
 	return out, nil
 }
