@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	iceberggo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
 
@@ -241,21 +240,13 @@ func (t *mirrorTarget) Checkpoint(ctx context.Context, at cdc.Position, snap cdc
 		Stream: t.stream, Checkpoint: t.cp, Files: data, DeleteFiles: deletes,
 		Positions: checkpoint.Positions{"binlog": {0: positionNumber(at)}},
 		Props:     map[string]string{propCDCPosition: at.String(), propCDCSnapshot: string(progress)},
-		Counts:    checkpoint.Counts{Written: countRows(data)}, Bytes: totalSize(data),
+		Counts:    checkpoint.Counts{Written: iceberg.CountRecords(data)}, Bytes: totalSize(data),
 	}
 	if err := t.s.p.committer.Submit(ctx, dw); err != nil {
 		return err
 	}
 	t.ups.SetRunID(t.runID())
 	return nil
-}
-
-func countRows(files []iceberggo.DataFile) int64 {
-	var n int64
-	for _, f := range files {
-		n += f.Count()
-	}
-	return n
 }
 
 // positionNumber orders positions as one number for displays of positions

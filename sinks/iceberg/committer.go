@@ -303,12 +303,12 @@ func (c *Committer) commit(ctx context.Context, st *tableState, cp checkpoint.Da
 		late := &st.late
 		lateProps := maps.Clone(props)
 		lateProps[PropCommitID] = token + "/late"
-		lateProps[PropRecords] = strconv.FormatInt(countRecords(cp.LateFiles), 10)
+		lateProps[PropRecords] = strconv.FormatInt(CountRecords(cp.LateFiles), 10)
 		if _, err := c.retry(ctx, st, late, changeSet{files: cp.LateFiles}, lateProps, nil, cp.Checkpoint); err != nil {
 			return 0, err
 		}
 	}
-	records := countRecords(cp.Files)
+	records := CountRecords(cp.Files)
 	props[PropRecords] = strconv.FormatInt(records, 10)
 	maps.Copy(props, ann.props)
 	snap, err := c.retry(ctx, st, &st.main, changeSet{files: cp.Files, deletes: cp.DeleteFiles}, props, ann.tableProp, cp.Checkpoint)
@@ -357,7 +357,8 @@ func (c *Committer) streamProps(st *tableState, cp int64, positions checkpoint.P
 	}
 }
 
-func countRecords(files []iceberg.DataFile) int64 {
+// CountRecords is the number of rows of files, as their manifests say.
+func CountRecords(files []iceberg.DataFile) int64 {
 	var n int64
 	for _, f := range files {
 		n += f.Count()

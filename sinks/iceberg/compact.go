@@ -203,7 +203,7 @@ func (c *Committer) finishCompaction(ctx context.Context, d compactDone) error {
 		// slice's first hour.
 		start, _ := ann.cfg.Slicing.Bounds(d.ord)
 		tally := checkpoint.Tally{}
-		tally[checkpoint.TallyKey{Hour: start.Unix() / 3600, Outcome: checkpoint.Compacted}] = countRecords(d.merged)
+		tally[checkpoint.TallyKey{Hour: start.Unix() / 3600, Outcome: checkpoint.Compacted}] = CountRecords(d.merged)
 		props[PropAudit] = tally.Encode()
 	}
 	// The table property names the latest partition announced: not this

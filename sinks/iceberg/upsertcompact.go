@@ -113,7 +113,7 @@ func (c *Committer) finishUpserts(ctx context.Context, st *tableState, d compact
 	maps.Copy(props, st.announce.summary(st.announce.state))
 	props[PropRecords] = "0"
 	props[PropCompaction] = "deletes applied"
-	props[PropAudit] = checkpoint.Tally{{Hour: checkpoint.NoHour, Outcome: checkpoint.Compacted}: countRecords(u.Result.OldDataFiles)}.Encode()
+	props[PropAudit] = checkpoint.Tally{{Hour: checkpoint.NoHour, Outcome: checkpoint.Compacted}: CountRecords(u.Result.OldDataFiles)}.Encode()
 	replace := append(slices.Clone(u.Result.OldDataFiles), u.Deletes...)
 	seq := u.Seq
 	snap, err := c.retry(ctx, st, &st.main, changeSet{replace: replace, files: u.Result.NewDataFiles, dataSeq: &seq}, props, nil, cp)
