@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,7 +155,19 @@ func (w *webhook) Deliver(ctx context.Context, n Notice) error {
 const MarkerFile = "_SUCCESS"
 
 type marker struct {
-	dir func(Notice) (string, bool)
+	dir   func(Notice) (string, bool)
+	store MarkerStore
+}
+
+// MarkerStore is the file system markers are written to.
+type MarkerStore interface {
+	// Stat reports whether a file exists (an error wrapping
+	// fs.ErrNotExist when it does not).
+	Stat(path string) (fs.FileInfo, error)
+	// WriteFile replaces path with data so that readers see the old file
+	// or the new one, never a part; the file is durable once it returns.
+	// It creates the directory.
+	WriteFile(path string, data []byte) error
 }
 
 // NewMarker writes a _SUCCESS file into the local directory dir returns for
@@ -167,7 +180,13 @@ type marker struct {
 // a re-sent ready notice must not roll back. Updated notices always
 // rewrite it. When dir returns false the notice has no marker and
 // delivery succeeds at once.
-func NewMarker(dir func(Notice) (string, bool)) Target { return &marker{dir: dir} }
+func NewMarker(dir func(Notice) (string, bool)) Target { return &marker{dir: dir, store: localStore{}} }
+
+// NewMarkerIn is NewMarker on another file system (HDFS); dir returns
+// paths of that file system.
+func NewMarkerIn(store MarkerStore, dir func(Notice) (string, bool)) Target {
+	return &marker{dir: dir, store: store}
+}
 
 func (m *marker) Name() string { return "marker" }
 
@@ -176,11 +195,11 @@ func (m *marker) Deliver(_ context.Context, n Notice) error {
 	if !ok {
 		return nil
 	}
-	path := filepath.Join(dir, MarkerFile)
+	path := strings.TrimSuffix(dir, "/") + "/" + MarkerFile
 	if n.Kind != Updated {
-		if _, err := os.Stat(path); err == nil {
+		if _, err := m.store.Stat(path); err == nil {
 			return nil
-		} else if !errors.Is(err, os.ErrNotExist) {
+		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("marker for %s: %w", n.ID, err)
 		}
 	}
@@ -188,10 +207,20 @@ func (m *marker) Deliver(_ context.Context, n Notice) error {
 	if err != nil {
 		return fmt.Errorf("encode notice %s: %w", n.ID, err)
 	}
-	if err := writeAtomic(dir, MarkerFile, append(content, '\n')); err != nil {
+	if err := m.store.WriteFile(path, append(content, '\n')); err != nil {
 		return fmt.Errorf("marker for %s: %w", n.ID, err)
 	}
 	return nil
+}
+
+// localStore is the local file system.
+type localStore struct{}
+
+func (localStore) Stat(path string) (fs.FileInfo, error) { return os.Stat(filepath.FromSlash(path)) }
+
+func (localStore) WriteFile(path string, data []byte) error {
+	path = filepath.FromSlash(path)
+	return writeAtomic(filepath.Dir(path), filepath.Base(path), data)
 }
 
 // writeAtomic replaces dir/name with data so that readers see the old file

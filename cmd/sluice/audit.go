@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -97,6 +98,8 @@ func auditCmd(args []string, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	_, closeHDFS := installHDFS(cfg.HDFS, slog.New(slog.DiscardHandler), nil)
+	defer closeHDFS()
 	cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg.Catalog)
 	if err != nil {
 		return err

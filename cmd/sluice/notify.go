@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"path/filepath"
+	"path"
 	"strings"
 	"time"
 
@@ -30,9 +30,27 @@ const retentionEvery = time.Hour
 // start.
 const noticeFlushTimeout = 5 * time.Second
 
+// noticeTable is what notices need of a stream's table.
+type noticeTable struct {
+	spec iceberggo.PartitionSpec
+	// tbl is the Iceberg table; nil for a hive table.
+	tbl *table.Table
+	// marker makes the success_file target; idx is the time partition's
+	// position in the partition spec.
+	marker func(idx int) (partition.Target, error)
+}
+
+// icebergNotices is the noticeTable of an Iceberg table: markers go to
+// its data directory, locally or on HDFS.
+func (p *pipeline) icebergNotices(tbl *table.Table) noticeTable {
+	return noticeTable{spec: tbl.Spec(), tbl: tbl, marker: func(idx int) (partition.Target, error) {
+		return p.icebergMarker(tbl, idx)
+	}}
+}
+
 // announcing builds a table's watermark policy and, with table.notify, its
 // notice targets and their notifier.
-func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.Layout) (iceberg.Announcing, *partition.Notifier, error) {
+func (p *pipeline) announcing(sc config.Stream, nt noticeTable, out *schema.Layout) (iceberg.Announcing, *partition.Notifier, error) {
 	ann := iceberg.Announcing{Watermark: sc.Watermark.Policy()}
 	if r := sc.Table.Retention; !r.Disabled && r.MaxSnapshotAge > 0 {
 		ann.Retention = &iceberg.Retention{MaxSnapshotAge: r.MaxSnapshotAge.D(), MinSnapshots: r.MinSnapshots,
@@ -52,11 +70,11 @@ func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.La
 	if err != nil {
 		return ann, nil, fmt.Errorf("table: %w", err)
 	}
-	spec := tbl.Spec()
+	spec := nt.spec
 	pf := spec.Field(idx)
 	ann.Slicing = partition.Slicing{Field: pf.Name, FieldID: pf.FieldID, Unit: unit}
 	if sc.Table.Compaction != nil {
-		if ann.Compactor, err = p.compactor(sc, tbl, out); err != nil {
+		if ann.Compactor, err = p.compactor(sc, nt.tbl, out); err != nil {
 			return ann, nil, err
 		}
 		ann.CompactAfterFiles = max(sc.Table.Compaction.OpenFiles, 0)
@@ -86,11 +104,11 @@ func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.La
 		case "webhook":
 			targets = append(targets, partition.NewWebhook(t.URL, t.Headers, t.Timeout.D()))
 		case "success_file":
-			dir, err := markerDirs(tbl, idx)
+			m, err := nt.marker(idx)
 			if err != nil {
 				return ann, nil, fmt.Errorf("table.notify.targets[%d]: %w", i, err)
 			}
-			targets = append(targets, partition.NewMarker(dir))
+			targets = append(targets, m)
 		case "table_property":
 			ann.Property = true
 		}
@@ -108,20 +126,30 @@ func (p *pipeline) announcing(sc config.Stream, tbl *table.Table, out *schema.La
 	return ann, notifier, nil
 }
 
-// markerDirs finds the local directory of a slice's files: the table's
-// data directory and the slice's path, which must lead the partition path.
-func markerDirs(tbl *table.Table, idx int) (func(partition.Notice) (string, bool), error) {
+// icebergMarker writes _SUCCESS files into the directory of a slice's
+// files: the table's data directory and the slice's path, which must lead
+// the partition path.
+func (p *pipeline) icebergMarker(tbl *table.Table, idx int) (partition.Target, error) {
 	if idx != 0 {
 		return nil, fmt.Errorf("success_file needs the time partition first in table.partition, so each slice has one directory")
 	}
 	u, err := url.Parse(tbl.Location())
-	if err != nil || (u.Scheme != "file" && u.Scheme != "") {
-		return nil, fmt.Errorf("success_file needs a local warehouse (file://), not %s", tbl.Location())
+	if err != nil {
+		return nil, fmt.Errorf("success_file: table location %s: %w", tbl.Location(), err)
 	}
-	data := filepath.Join(u.Path, "data")
-	return func(n partition.Notice) (string, bool) {
-		return filepath.Join(data, filepath.FromSlash(strings.ReplaceAll(n.Path, "%", "%25"))), true
-	}, nil
+	data := path.Join(u.Path, "data")
+	dir := func(n partition.Notice) (string, bool) { return path.Join(data, n.Path), true }
+	switch u.Scheme {
+	case "file", "":
+		return partition.NewMarker(dir), nil
+	case "hdfs":
+		fsys, err := p.hdfs.FS(u.Host)
+		if err != nil {
+			return nil, fmt.Errorf("success_file: %w", err)
+		}
+		return partition.NewMarkerIn(fsys, dir), nil
+	}
+	return nil, fmt.Errorf("success_file needs a file:// or hdfs:// warehouse, not %s", tbl.Location())
 }
 
 // noticeClient is the Kafka producer of notice topics, made on first use.

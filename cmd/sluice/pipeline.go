@@ -37,6 +37,7 @@ import (
 	"github.com/sluicehq/sluice/ingest/schema"
 	"github.com/sluicehq/sluice/partition"
 	"github.com/sluicehq/sluice/sinks/audit"
+	"github.com/sluicehq/sluice/sinks/hdfs"
 	"github.com/sluicehq/sluice/sinks/iceberg"
 	kafkasink "github.com/sluicehq/sluice/sinks/kafka"
 )
@@ -69,6 +70,7 @@ type pipeline struct {
 	sources []*cdc.Mirror
 	mirrors map[string]*mirrorTarget
 	notices *kgo.Client // producer of notice topics; nil until needed
+	hdfs    *hdfs.Clients
 }
 
 // streamRun is a running stream and how to stop it.
@@ -178,12 +180,17 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 	if p.kopts, err = kafkaOpts(cfg.Kafka); err != nil {
 		return nil, err
 	}
-	cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg.Catalog)
-	if err != nil {
-		return nil, err
+	var closeHDFS func() error
+	p.hdfs, closeHDFS = installHDFS(cfg.HDFS, log, p.reg)
+	p.closers = append(p.closers, closeHDFS)
+	if cfg.Catalog.URI != "" {
+		cat, closeCat, err := iceberg.OpenCatalog(ctx, cfg.Catalog)
+		if err != nil {
+			return nil, err
+		}
+		p.cat = cat
+		p.closers = append(p.closers, closeCat)
 	}
-	p.cat = cat
-	p.closers = append(p.closers, closeCat)
 	if cfg.DeadLetter.File != "" {
 		f, err := deadletter.OpenFile(cfg.DeadLetter.File, int(cfg.DeadLetter.MaxValueBytes))
 		if err != nil {
@@ -199,7 +206,7 @@ func newPipeline(ctx context.Context, cfg *config.Pipeline, log *slog.Logger) (*
 		p.closers = append(p.closers, func() error { cl.Close(); return nil })
 		p.dl = deadletter.NewTopic(cl, cfg.DeadLetter.Topic, int(cfg.DeadLetter.MaxValueBytes))
 	}
-	p.committer = iceberg.NewCommitter(cat, p, iceberg.CommitterOptions{
+	p.committer = iceberg.NewCommitter(p.cat, p, iceberg.CommitterOptions{
 		Pipeline: cfg.Name, RunID: p.runID, FailureTimeout: cfg.Checkpoint.CommitFailureTimeout.D(),
 		Logger: log, Registerer: p.reg,
 	})
@@ -247,6 +254,12 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		r.s, err = p.prepareExport(cfg, sc, in, out, prog)
 		return r, err
 	}
+	if sc.Hive() {
+		return r, p.prepareHive(ctx, cfg, sc, r, in, out, prog)
+	}
+	if p.cat == nil {
+		return nil, fmt.Errorf("table %s: an Iceberg table needs the catalog section, which the daemon started without: restart it", sc.Table.Name)
+	}
 	tbl, bound, err := iceberg.EnsureTable(ctx, p.cat, sc.Table, out)
 	if err != nil {
 		return nil, err
@@ -277,7 +290,7 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 	}
 	p.log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
 		"partitions", state.Positions.Count())
-	ann, notifier, err := p.announcing(sc, tbl, outLayout)
+	ann, notifier, err := p.announcing(sc, p.icebergNotices(tbl), outLayout)
 	if err != nil {
 		return nil, err
 	}
@@ -293,15 +306,7 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 		name := sc.Name
 		p.audit.Add(name, sc.Table.Name, func() *table.Table { return p.committer.Table(name) })
 	}
-	budget := writerBudget(cfg)
-	runID := p.runID
-	writerOpts := func(worker int) iceberg.WriterOptions {
-		return iceberg.WriterOptions{
-			Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
-			RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
-			MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
-		}
-	}
+	writerOpts := p.writerOptions(cfg)
 	newWriter := func(worker int) (ingest.TableWriter, error) {
 		return iceberg.NewWriter(ctx, tbl, outLayout, part, writerOpts(worker))
 	}
@@ -311,21 +316,89 @@ func (p *pipeline) prepare(ctx context.Context, cfg *config.Pipeline, sc config.
 			return iceberg.NewUpserts(tbl, outLayout, sc.Table.PrimaryKey, writerOpts(worker))
 		}
 	}
-	r.s, err = ingest.NewStream(ingest.Options{
+	r.s, err = p.newStream(ingest.Options{
 		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
-		NewDecoder: newDecoder, NewWriter: newWriter, NewChangeWriter: newChangeWriter, RunID: runID,
-		NewLateWriter:  newLateWriter,
-		StartPositions: state.Positions, StartCheckpoint: state.Checkpoint,
-		Committer: p.committer, DeadLetters: p.dl, KafkaOpts: p.kopts, InstanceID: instanceID(cfg, sc.Name),
-		Logger: p.log, Metrics: p.metrics,
-	})
+		NewDecoder: newDecoder, NewWriter: newWriter, NewChangeWriter: newChangeWriter,
+		NewLateWriter: newLateWriter,
+	}, state, ann)
+	return r, err
+}
+
+// writerOptions are the options of one worker's table writer.
+func (p *pipeline) writerOptions(cfg *config.Pipeline) func(worker int) iceberg.WriterOptions {
+	budget, runID := writerBudget(cfg), p.runID
+	return func(worker int) iceberg.WriterOptions {
+		return iceberg.WriterOptions{
+			Worker: worker, RunID: runID, TargetFileSize: int64(cfg.Writer.TargetFileSize),
+			RowGroupSize: int64(cfg.Writer.RowGroupSize), Compression: cfg.Writer.Compression,
+			MaxOpenFiles: cfg.Writer.MaxOpenFiles, MemoryBudget: budget,
+		}
+	}
+}
+
+// newStream completes a stream's options with what every stream shares
+// and where its table left off, and makes it.
+func (p *pipeline) newStream(o ingest.Options, state iceberg.State, ann iceberg.Announcing) (*ingest.Stream, error) {
+	o.RunID, o.StartPositions, o.StartCheckpoint = p.runID, state.Positions, state.Checkpoint
+	o.Committer, o.DeadLetters, o.KafkaOpts = p.committer, p.dl, p.kopts
+	o.InstanceID, o.Logger, o.Metrics = instanceID(p.cfg, o.Stream.Name), p.log, p.metrics
+	s, err := ingest.NewStream(o)
 	if err != nil {
 		return nil, err
 	}
 	if ann.Slicing.Unit != "" {
-		r.s.SetLateBefore(ann.Slicing.LateBefore(&state.Notify))
+		s.SetLateBefore(ann.Slicing.LateBefore(&state.Notify))
 	}
-	return r, nil
+	return s, nil
+}
+
+// prepareHive readies a stream whose table is a hive directory table:
+// recovered, its state read from its checkpoint record, its writers
+// putting files in its staging directory.
+func (p *pipeline) prepareHive(ctx context.Context, cfg *config.Pipeline, sc config.Stream, r *streamRun, in, out schema.Schema, prog *etl.Program) error {
+	out.AssignIDs()
+	outLayout := schema.NewLayout(out, sc.Table.Name)
+	inLayout := outLayout
+	if prog != nil {
+		inLayout = schema.NewLayout(in, sc.Name)
+	}
+	part, err := iceberg.NewPartitioner(sc.Table.Partition, outLayout)
+	if err != nil {
+		return err
+	}
+	part = part.Hive()
+	newDecoder, err := decoderFactory(sc, inLayout)
+	if err != nil {
+		return err
+	}
+	tbl, fio, nt, err := p.hiveTable(ctx, sc, part.Spec())
+	if err != nil {
+		return err
+	}
+	state := iceberg.State{Positions: checkpoint.Positions{}}
+	if rec := tbl.Last(); rec != nil {
+		if state, err = iceberg.StateFromProps(rec.Properties, rec.Checkpoint); err != nil {
+			return fmt.Errorf("table %s: checkpoint record: %w", sc.Table.Name, err)
+		}
+	}
+	p.log.Info("stream resumes", "stream", sc.Name, "table", sc.Table.Name, "checkpoint", state.Checkpoint,
+		"partitions", state.Positions.Count())
+	ann, notifier, err := p.announcing(sc, nt, outLayout)
+	if err != nil {
+		return err
+	}
+	ann.Retention = nil // snapshots are Iceberg's
+	r.notifier = notifier
+	p.committer.AddDirTable(sc.Name, sc.Table.Name, tbl, cfg.Writer.Workers, state, ann)
+	writerOpts := p.writerOptions(cfg)
+	r.s, err = p.newStream(ingest.Options{
+		Pipeline: cfg, Stream: sc, Input: inLayout, Output: outLayout, Program: prog, Partitioner: part,
+		NewDecoder: newDecoder,
+		NewWriter: func(worker int) (ingest.TableWriter, error) {
+			return iceberg.NewWriterIn(fio, tbl.StagingURL(), outLayout, part, writerOpts(worker)), nil
+		},
+	}, state, ann)
+	return err
 }
 
 // writerBudget is the memory of one worker's open files: open files get a
@@ -786,6 +859,12 @@ func (p *pipeline) preflight(ctx context.Context, old, next config.Stream) error
 		}
 		_, err = exportValues(next.Export, enc, l)
 		return err
+	}
+	if next.Hive() {
+		return nil // Hive-family readers take files of new shapes by column name
+	}
+	if p.cat == nil {
+		return fmt.Errorf("table %s: an Iceberg table needs the catalog section, which the daemon started without: restart it", next.Table.Name)
 	}
 	tbl, err := p.cat.LoadTable(ctx, iceberg.Identifier(next.Table.Name))
 	if err != nil {

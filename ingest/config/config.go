@@ -54,6 +54,8 @@ type Pipeline struct {
 	CDC []CDC `yaml:"cdc"`
 	// Audit is where the audit trace goes (default: a local file).
 	Audit Audit `yaml:"audit"`
+	// HDFS is how hdfs:// warehouses and table locations are reached.
+	HDFS HDFS `yaml:"hdfs"`
 	// Dir is the pipeline file's directory, where file defaults live
 	// (set by Load).
 	Dir string `yaml:"-"`
@@ -378,10 +380,17 @@ type NotifyTarget struct {
 // NotifyTypes are the notice target types.
 var NotifyTypes = []string{"kafka", "webhook", "success_file", "table_property"}
 
-// Table is an Iceberg table.
+// Table is an Iceberg table, or a Hive-style directory table.
 type Table struct {
 	// Name is "namespace.table". Required.
 	Name string `yaml:"name"`
+	// Format is "iceberg" (default: a table in the catalog) or "hive":
+	// Parquet files in Hive-style partition directories under Location,
+	// committed by a checkpoint record and renames (no catalog).
+	Format string `yaml:"format"`
+	// Location is a hive table's root directory: hdfs://namenode/path or
+	// file:///path. Required with format hive.
+	Location string `yaml:"location"`
 	// Partition lists partition fields over output columns: "hour(col)",
 	// "day(col)", "month(col)", "year(col)", "bucket(N, col)", "identity(col)"
 	// or a bare column name (identity).
@@ -763,6 +772,7 @@ func (p *Pipeline) applyDefaults() {
 		p.CDC[i].applyDefaults()
 	}
 	p.Audit.applyDefaults(p.Dir)
+	p.HDFS.applyDefaults()
 	for i := range p.Streams {
 		s := &p.Streams[i]
 		if s.Format == "" {
@@ -770,6 +780,9 @@ func (p *Pipeline) applyDefaults() {
 		}
 		if s.MaxRecordBytes == 0 {
 			s.MaxRecordBytes = DefaultMaxRecordBytes
+		}
+		if s.Table.Format == "" {
+			s.Table.Format = "iceberg"
 		}
 		if s.Watermark.OutOfOrderness == nil {
 			d := Duration(DefaultOutOfOrderness)
@@ -845,11 +858,13 @@ func (p *Pipeline) Validate() error {
 	if p.Catalog.Type != "sql" {
 		bad("catalog.type", "%q is not supported (want sql)", p.Catalog.Type)
 	}
-	if p.Catalog.URI == "" {
-		bad("catalog.uri", "required (a SQLite path or a postgres:// URL)")
-	}
-	if p.Catalog.Warehouse == "" {
-		bad("catalog.warehouse", "required (e.g. file:///var/lib/sluice/warehouse)")
+	if p.NeedsCatalog() || p.Catalog.URI != "" || p.Catalog.Warehouse != "" {
+		if p.Catalog.URI == "" {
+			bad("catalog.uri", "required (a SQLite path or a postgres:// URL)")
+		}
+		if p.Catalog.Warehouse == "" {
+			bad("catalog.warehouse", "required (e.g. file:///var/lib/sluice/warehouse)")
+		}
 	}
 	if iv := p.Checkpoint.Interval.D(); iv < MinCheckpointInterval {
 		bad("checkpoint.interval", "%s is below the minimum %s", iv, MinCheckpointInterval)
@@ -881,6 +896,7 @@ func (p *Pipeline) Validate() error {
 		bad("dead_letter", "set exactly one of topic and file")
 	}
 	errs = append(errs, p.Audit.validate()...)
+	errs = append(errs, p.HDFS.validate()...)
 	if len(p.Streams) == 0 && len(p.CDC) == 0 {
 		bad("streams", "at least one stream or cdc source is required")
 	}
@@ -1160,6 +1176,7 @@ func (s *Stream) validate(path string) []error {
 	} else if len(s.Table.PrimaryKey) > 0 {
 		bad("table.primary_key", "only with format canal or debezium")
 	}
+	errs = append(errs, s.validateFormat(path)...)
 	if s.Table.Name == "" {
 		bad("table.name", "required (namespace.table), or an export section")
 	} else if ns, name, ok := strings.Cut(s.Table.Name, "."); !ok || ns == "" || name == "" || strings.Contains(name, ".") {
@@ -1192,6 +1209,67 @@ func (s *Stream) validate(path string) []error {
 	}
 	return errs
 }
+
+// validateFormat checks a table's format and what a hive table cannot do.
+func (s *Stream) validateFormat(path string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, key, fmt.Sprintf(format, args...)))
+	}
+	t := &s.Table
+	switch t.Format {
+	case "iceberg":
+		if t.Location != "" {
+			bad("table.location", "only with format hive (an Iceberg table's location comes from catalog.warehouse)")
+		}
+		return errs
+	case "hive":
+	default:
+		bad("table.format", "%q is not iceberg or hive", t.Format)
+		return errs
+	}
+	if u, err := url.Parse(t.Location); t.Location == "" {
+		bad("table.location", "required with format hive (hdfs://namenode/path or file:///path)")
+	} else if err != nil || (u.Scheme != "hdfs" && u.Scheme != "file") || u.Path == "" || u.Path == "/" {
+		bad("table.location", "%q is not an hdfs:// or file:// directory URL", t.Location)
+	}
+	if s.Format == "canal" || s.Format == "debezium" {
+		bad("table.format", "hive tables take appends only; change events need an Iceberg table")
+	} else if t.Compaction != nil {
+		bad("table.compaction", "not supported with format hive")
+	}
+	if len(t.Properties) > 0 {
+		bad("table.properties", "not supported with format hive")
+	}
+	if s.Late.Policy == "table" {
+		bad("late.policy", "table is not supported with format hive")
+	}
+	if n := t.Notify; n != nil {
+		for i, target := range n.Targets {
+			if target.Type == "table_property" {
+				bad(fmt.Sprintf("table.notify.targets[%d].type", i), "table_property needs an Iceberg table")
+			}
+		}
+	}
+	return errs
+}
+
+// NeedsCatalog reports whether some table is an Iceberg table: every
+// table but hive tables and Kafka exports.
+func (p *Pipeline) NeedsCatalog() bool {
+	if len(p.CDC) > 0 {
+		return true
+	}
+	for i := range p.Streams {
+		if s := &p.Streams[i]; s.Export == nil && !s.Hive() {
+			return true
+		}
+	}
+	return false
+}
+
+// Hive reports whether the stream writes a hive directory table.
+func (s *Stream) Hive() bool { return s.Table.Format == "hive" }
 
 // TimePartition finds the table partition field that notices announce:
 // the first hour, day, month or year of the event-time column. It returns

@@ -58,10 +58,22 @@ type Committer struct {
 	streams map[string]*tableState
 }
 
-// tableRef is one table a stream commits to and its latest loaded state.
+// tableRef is one table a stream commits to and its latest loaded state:
+// an Iceberg table, or a directory table (dir).
 type tableRef struct {
 	name string
 	tbl  *table.Table
+	dir  DirTable
+}
+
+// DirTable is a table kept as plain directories of data files (see
+// sinks/hive), committed by a checkpoint record of its own instead of a
+// snapshot. Commit makes files visible with the checkpoint's properties
+// (the summary a snapshot would carry) and returns the checkpoint's commit
+// number; committing the same commit id again after an error must only
+// finish what the first attempt left undone.
+type DirTable interface {
+	Commit(ctx context.Context, files []iceberg.DataFile, props map[string]string) (int64, error)
 }
 
 type tableState struct {
@@ -159,11 +171,23 @@ func NewCommitter(cat catalog.Catalog, acker Acker, opts CommitterOptions) *Comm
 // progress is tracked and announced. Notices an earlier run committed but
 // may not have delivered are handed to ann.Notify again.
 func (c *Committer) AddTable(stream string, tbl *table.Table, workers int, st State, ann Announcing) {
+	name := strings.Join(tbl.Identifier(), ".")
+	c.addTable(stream, tableRef{name: name, tbl: tbl}, workers, st, ann)
+}
+
+// AddDirTable registers a stream's directory table, as AddTable does.
+// Compaction, retention, upserts and a late table are Iceberg's and must
+// be off in ann.
+func (c *Committer) AddDirTable(stream, name string, dt DirTable, workers int, st State, ann Announcing) {
+	c.addTable(stream, tableRef{name: name, dir: dt}, workers, st, ann)
+}
+
+func (c *Committer) addTable(stream string, ref tableRef, workers int, st State, ann Announcing) {
 	as := newAnnounceState(ann, st, c.opts.Now())
 	c.mu.Lock()
-	name := strings.Join(tbl.Identifier(), ".")
+	name := ref.name
 	ts := &tableState{
-		stream: stream, name: name, main: tableRef{name: name, tbl: tbl}, workers: workers,
+		stream: stream, name: name, main: ref, workers: workers,
 		positions: st.Positions.Clone(), gathering: checkpoint.NewGatherer(workers, st.Checkpoint),
 		announce: as, props: sourceProps(st.Summary),
 	}
@@ -450,6 +474,12 @@ func (c *Committer) retry(ctx context.Context, st *tableState, ref *tableRef, cf
 // looks for the commit token, so an ambiguous commit is never applied twice.
 func (c *Committer) tryCommit(ctx context.Context, st *tableState, ref *tableRef, cf changeSet, props, tableProps iceberg.Properties) (int64, error) {
 	replace, files, deletes := cf.replace, cf.files, cf.deletes
+	if ref.dir != nil {
+		if len(replace) > 0 || len(deletes) > 0 {
+			return 0, fmt.Errorf("table %s: a directory table takes only appends", ref.name)
+		}
+		return ref.dir.Commit(ctx, files, props)
+	}
 	if st.lastErr != nil {
 		tbl, err := c.cat.LoadTable(ctx, ref.tbl.Identifier())
 		if err != nil {

@@ -26,10 +26,12 @@ type Partitioner struct {
 	schema *iceberg.Schema
 	fields []partField
 	flat   bool
+	hive   bool // Partition.Path is a Hive-style directory path
 }
 
 type partField struct {
-	id        int // partition field ID
+	id        int    // partition field ID
+	name      string // source column
 	transform string
 	buckets   int
 	column    int // leaf column index of the source in the output layout
@@ -56,7 +58,7 @@ func NewPartitioner(exprs []string, l *schema.Layout) (*Partitioner, error) {
 		}
 		n := l.ByName[pf.Column]
 		p.fields = append(p.fields, partField{
-			id: firstPartitionFieldID + i, transform: pf.Transform, buckets: pf.Buckets,
+			id: firstPartitionFieldID + i, name: pf.Column, transform: pf.Transform, buckets: pf.Buckets,
 			column: n.Column, kind: n.Field.Type.Kind, scale: n.Field.Type.Scale,
 		})
 	}
@@ -262,8 +264,119 @@ func (p *Partitioner) Partition(row parquet.Row) (Partition, error) {
 		values[f.id] = val
 		rec[i] = val
 	}
-	path := strings.ReplaceAll(p.spec.PartitionToPath(rec, p.schema), "%", "%25")
-	return Partition{Values: values, Path: path}, nil
+	var path string
+	if p.hive {
+		path = p.hivePath(rec)
+	} else {
+		path = p.spec.PartitionToPath(rec, p.schema)
+	}
+	return Partition{Values: values, Path: strings.ReplaceAll(path, "%", "%25")}, nil
+}
+
+// Hive returns a partitioner whose paths are Hive-style directories, for
+// readers that find partitions by directory name rather than through
+// Iceberg metadata: hour(ts) is dt=2026-11-23/hour=07, day(ts)
+// dt=2026-11-23, month(ts) month=2026-11, year(ts) year=2026,
+// identity(c) c=<value>, bucket(N, c) c_bucket=<n>.
+func (p *Partitioner) Hive() *Partitioner {
+	h := *p
+	h.hive = true
+	return &h
+}
+
+// HiveDefaultPartition is the directory value of a null, as Hive names it.
+const HiveDefaultPartition = "__HIVE_DEFAULT_PARTITION__"
+
+func (p *Partitioner) hivePath(rec partRecord) string {
+	var b strings.Builder
+	for i := range p.fields {
+		f := &p.fields[i]
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		v := rec[i]
+		if v == nil {
+			name := f.name
+			switch f.transform {
+			case "hour", "day":
+				name = "dt"
+			case "month", "year":
+				name = f.transform
+			case "bucket":
+				name += "_bucket"
+			}
+			b.WriteString(hiveEscape(name) + "=" + HiveDefaultPartition)
+			continue
+		}
+		switch f.transform {
+		case "hour":
+			b.WriteString(HiveTimeDir("hour", time.Unix(int64(v.(int32))*3600, 0)))
+		case "day":
+			b.WriteString(HiveTimeDir("day", time.Unix(int64(v.(iceberg.Date))*86400, 0)))
+		case "month":
+			m := int(v.(int32))
+			b.WriteString(HiveTimeDir("month", time.Date(1970+floorDivInt(m, 12), time.Month(m-floorDivInt(m, 12)*12+1), 1, 0, 0, 0, 0, time.UTC)))
+		case "year":
+			b.WriteString(HiveTimeDir("year", time.Date(1970+int(v.(int32)), 1, 1, 0, 0, 0, 0, time.UTC)))
+		case "bucket":
+			fmt.Fprintf(&b, "%s_bucket=%d", hiveEscape(f.name), v.(int32))
+		default:
+			b.WriteString(hiveEscape(f.name) + "=" + hiveEscape(hiveValue(v)))
+		}
+	}
+	return b.String()
+}
+
+// HiveTimeDir is the Hive-style directory of the time partition (unit
+// hour, day, month or year) that starts at start.
+func HiveTimeDir(unit string, start time.Time) string {
+	start = start.UTC()
+	switch unit {
+	case "hour":
+		return start.Format("dt=2006-01-02/hour=15")
+	case "day":
+		return start.Format("dt=2006-01-02")
+	case "month":
+		return start.Format("month=2006-01")
+	}
+	return start.Format("year=2006")
+}
+
+func floorDivInt(a, b int) int { return int(floorDiv(int64(a), int64(b))) }
+
+// hiveValue renders an identity partition value as Hive writes it.
+func hiveValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case iceberg.Date:
+		return time.Unix(int64(v)*86400, 0).UTC().Format("2006-01-02")
+	case iceberg.Timestamp:
+		return time.UnixMicro(int64(v)).UTC().Format("2006-01-02 15:04:05.999999")
+	}
+	return fmt.Sprint(v)
+}
+
+// hiveEscape escapes what Hive escapes in partition directory names:
+// control characters and "#%'*/:=?\{[]^ (as %XX), so a value never
+// splits a path or reads as another key.
+func hiveEscape(s string) string {
+	const special = "\"#%'*/:=?\\{[]^\x7f"
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || strings.ContainsRune(special, r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || strings.IndexByte(special, c) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 type partRecord []any

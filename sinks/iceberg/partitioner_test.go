@@ -525,3 +525,42 @@ func TestPartitionPath(t *testing.T) {
 		})
 	}
 }
+
+func TestHivePath(t *testing.T) {
+	l := schema.NewLayout(testSchema(t,
+		col{"ts", "timestamptz(us)", false}, col{"k", "string", false}, col{"id", "int64", false}, col{"d", "date", false}), "t")
+	tests := []struct {
+		partition []string
+		vals      map[string]parquet.Value
+		want      string // as Partition.Path has it: % escaped once more for a location URL
+	}{
+		{[]string{"hour(ts)"}, map[string]parquet.Value{"ts": parquet.Int64Value(tsUS(t, "2026-11-23T07:08:09Z"))}, "dt=2026-11-23/hour=07"},
+		{[]string{"hour(ts)"}, map[string]parquet.Value{"ts": parquet.Int64Value(-1)}, "dt=1969-12-31/hour=23"},
+		{[]string{"day(ts)", "k"}, map[string]parquet.Value{"ts": parquet.Int64Value(tsUS(t, "2026-11-23T07:08:09Z")), "k": parquet.ByteArrayValue([]byte("DE"))}, "dt=2026-11-23/k=DE"},
+		{[]string{"day(d)"}, map[string]parquet.Value{"d": parquet.Int32Value(dateDays(t, "2026-02-01"))}, "dt=2026-02-01"},
+		{[]string{"month(ts)"}, map[string]parquet.Value{"ts": parquet.Int64Value(-1)}, "month=1969-12"},
+		{[]string{"month(ts)"}, map[string]parquet.Value{"ts": parquet.Int64Value(tsUS(t, "2026-11-23T07:08:09Z"))}, "month=2026-11"},
+		{[]string{"year(ts)"}, map[string]parquet.Value{"ts": parquet.Int64Value(tsUS(t, "2026-11-23T07:08:09Z"))}, "year=2026"},
+		{[]string{"hour(ts)"}, map[string]parquet.Value{}, "dt=" + HiveDefaultPartition},
+		// A value never splits a path nor reads as another key.
+		{[]string{"k"}, map[string]parquet.Value{"k": parquet.ByteArrayValue([]byte("/../x=y"))}, "k=%252F..%252Fx%253Dy"},
+		{[]string{"k"}, map[string]parquet.Value{"k": parquet.ByteArrayValue([]byte("a b"))}, "k=a b"},
+		{[]string{"bucket(8, id)"}, map[string]parquet.Value{"id": parquet.Int64Value(34)}, "id_bucket=3"},
+		{[]string{"k"}, map[string]parquet.Value{}, "k=" + HiveDefaultPartition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			p, err := NewPartitioner(tt.partition, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Hive().Partition(rowOf(l, tt.vals))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Path != tt.want {
+				t.Errorf("path = %q, want %q", got.Path, tt.want)
+			}
+		})
+	}
+}

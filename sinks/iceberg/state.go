@@ -57,18 +57,8 @@ type State struct {
 func LoadState(tbl *table.Table, stream string) (State, error) {
 	for snap := tbl.CurrentSnapshot(); snap != nil; {
 		if snap.Summary != nil && snap.Summary.Properties[PropStream] == stream {
-			props := snap.Summary.Properties
-			pos, err := checkpoint.DecodePositions(props[PropPositions])
+			st, err := StateFromProps(snap.Summary.Properties, snap.SnapshotID)
 			if err != nil {
-				return State{}, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
-			}
-			cp, err := strconv.ParseInt(props[PropCheckpoint], 10, 64)
-			if err != nil {
-				return State{}, fmt.Errorf("snapshot %d: bad %s %q", snap.SnapshotID, PropCheckpoint, props[PropCheckpoint])
-			}
-			met, _ := strconv.ParseInt(props[PropMaxEventTime], 10, 64)
-			st := State{Checkpoint: cp, Positions: pos, SnapshotID: snap.SnapshotID, MaxEventTime: met, Summary: props}
-			if err := decodeState(props, &st); err != nil {
 				return State{}, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
 			}
 			return st, nil
@@ -79,6 +69,26 @@ func LoadState(tbl *table.Table, stream string) (State, error) {
 		snap = tbl.SnapshotByID(*snap.ParentSnapshotID)
 	}
 	return State{Positions: checkpoint.Positions{}}, nil
+}
+
+// StateFromProps reads a stream's progress from the properties a commit
+// recorded (a snapshot summary, or a directory table's checkpoint record),
+// committed as id.
+func StateFromProps(props map[string]string, id int64) (State, error) {
+	pos, err := checkpoint.DecodePositions(props[PropPositions])
+	if err != nil {
+		return State{}, err
+	}
+	cp, err := strconv.ParseInt(props[PropCheckpoint], 10, 64)
+	if err != nil {
+		return State{}, fmt.Errorf("bad %s %q", PropCheckpoint, props[PropCheckpoint])
+	}
+	met, _ := strconv.ParseInt(props[PropMaxEventTime], 10, 64)
+	st := State{Checkpoint: cp, Positions: pos, SnapshotID: id, MaxEventTime: met, Summary: props}
+	if err := decodeState(props, &st); err != nil {
+		return State{}, err
+	}
+	return st, nil
 }
 
 // findToken reports the snapshot that carries a commit token, if any.

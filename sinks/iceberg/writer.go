@@ -62,7 +62,8 @@ type Writer struct {
 	seq      int
 	sealed   []iceberg.DataFile
 	sealedSz int64
-	unsynced []string // closed local files not yet fsynced
+	unsynced []string        // closed local files not yet fsynced
+	closing  *errgroup.Group // closes of remote files in flight
 	stats    WriterStats
 }
 
@@ -94,6 +95,12 @@ func NewWriter(ctx context.Context, tbl *table.Table, layout *schema.Layout, par
 	if !ok {
 		return nil, fmt.Errorf("table %s: file io %T cannot write", strings.Join(tbl.Identifier(), "."), fs)
 	}
+	return NewWriterIn(wfs, strings.TrimSuffix(tbl.Location(), "/")+"/data", layout, part, opts), nil
+}
+
+// NewWriterIn prepares a writer whose files go under root (a location
+// URL) through fio, in the partitioner's directories.
+func NewWriterIn(fio icebergio.WriteFileIO, root string, layout *schema.Layout, part *Partitioner, opts WriterOptions) *Writer {
 	if opts.MaxOpenFiles <= 0 {
 		opts.MaxOpenFiles = 10000
 	}
@@ -104,9 +111,9 @@ func NewWriter(ctx context.Context, tbl *table.Table, layout *schema.Layout, par
 		opts.MemoryBudget = 64 << 20
 	}
 	return &Writer{
-		opts: opts, fio: wfs, root: strings.TrimSuffix(tbl.Location(), "/") + "/data",
+		opts: opts, fio: fio, root: strings.TrimSuffix(root, "/"),
 		layout: layout, part: part, open: map[string]*openFile{},
-	}, nil
+	}
 }
 
 // openFileOverhead is what an open file costs besides the data it buffers:
@@ -301,11 +308,29 @@ func (w *Writer) seal(f *openFile) error {
 	// Data must be durable before a snapshot points at it. Local files are
 	// synced together at the checkpoint, in parallel, rather than one by
 	// one as they close: a backfill may close thousands between checkpoints.
-	if osf, ok := f.w.w.(*os.File); ok {
-		w.unsynced = append(w.unsynced, osf.Name())
-	}
-	if err := f.w.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.path, err)
+	// Closing a remote file (HDFS) waits for its DataNodes' acknowledgements
+	// and the NameNode's complete, the slowest call there is; those closes
+	// run in the background, many at once, and Seal waits for them all, so
+	// a checkpoint takes about one close rather than the sum of them.
+	if osf, ok := f.w.w.(*os.File); ok || f.w.w == nil {
+		if ok {
+			w.unsynced = append(w.unsynced, osf.Name())
+		}
+		if err := f.w.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", f.path, err)
+		}
+	} else {
+		if w.closing == nil {
+			w.closing = new(errgroup.Group)
+			w.closing.SetLimit(maxClosing)
+		}
+		out, path := f.w, f.path
+		w.closing.Go(func() error {
+			if err := out.Close(); err != nil {
+				return fmt.Errorf("close %s: %w", path, err)
+			}
+			return nil
+		})
 	}
 	content := iceberg.EntryContentData
 	if len(w.opts.EqualityFieldIDs) > 0 {
@@ -334,6 +359,9 @@ func (w *Writer) Seal() ([]iceberg.DataFile, int64, error) {
 			return nil, 0, err
 		}
 	}
+	if err := w.waitClosing(); err != nil {
+		return nil, 0, err
+	}
 	if err := syncFiles(w.unsynced); err != nil {
 		return nil, 0, err
 	}
@@ -341,6 +369,19 @@ func (w *Writer) Seal() ([]iceberg.DataFile, int64, error) {
 	files, size := w.sealed, w.sealedSz
 	w.sealed, w.sealedSz = nil, 0
 	return files, size, nil
+}
+
+// maxClosing bounds the remote closes in flight per writer.
+const maxClosing = 128
+
+// waitClosing waits for the background closes.
+func (w *Writer) waitClosing() error {
+	if w.closing == nil {
+		return nil
+	}
+	err := w.closing.Wait()
+	w.closing = nil
+	return err
 }
 
 // lazyFile creates its file on the first write. Most files of a backfill
@@ -409,5 +450,6 @@ func (w *Writer) Abort() {
 		f.w.Close()
 		delete(w.open, key)
 	}
+	w.waitClosing()
 	w.buffered = 0
 }
