@@ -42,37 +42,10 @@ func TestCrashLoop(t *testing.T) {
 	})
 	produced()
 
-	d := e.start(cfg)
-	waitFor(t, 3*time.Minute, "the table to catch up with the log end", func() bool {
-		if d.exited() {
-			t.Fatalf("daemon exited; log:\n%s", d.logTail())
-		}
-		return e.caughtUp("events")
-	})
-	d.waitReady()
-	code, took := d.stop()
-	if code != 0 || took > 30*time.Second {
-		t.Fatalf("SIGTERM: exit code %d after %s; log:\n%s", code, took, d.logTail())
-	}
-
+	e.catchUp(cfg, func() bool { return e.caughtUp("events") })
 	tbl, done := e.loadTable("it.events")
 	defer done()
-	ids := scanColumn(t, tbl, "id")
-	if len(ids) != total {
-		t.Errorf("table holds %d distinct ids, want %d", len(ids), total)
-	}
-	missing, dup := 0, 0
-	for i := range total {
-		switch n := ids[fmt.Sprintf("e-%d", i)]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dup++
-		}
-	}
-	if missing > 0 || dup > 0 {
-		t.Fatalf("%d ids missing, %d duplicated", missing, dup)
-	}
+	checkExactlyOnce(t, tbl, total)
 	ends := endOffsets(t, e.addr, e.topic)
 	pos := e.positions("events")
 	for p, end := range ends {

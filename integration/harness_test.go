@@ -497,7 +497,13 @@ func (e *env) caughtUpIn(uri, stream string) bool {
 // e-0 .. e-(total-1), each once.
 func checkExactlyOnce(t *testing.T, tbl *table.Table, total int) {
 	t.Helper()
-	ids := scanColumn(t, tbl, "id")
+	checkIDs(t, scanColumn(t, tbl, "id"), total)
+}
+
+// checkIDs fails the test unless ids counts exactly e-0 .. e-(total-1),
+// each once.
+func checkIDs(t *testing.T, ids map[string]int, total int) {
+	t.Helper()
 	missing, dup := 0, 0
 	for i := range total {
 		switch n := ids[fmt.Sprintf("e-%d", i)]; {
@@ -509,6 +515,23 @@ func checkExactlyOnce(t *testing.T, tbl *table.Table, total int) {
 	}
 	if missing > 0 || dup > 0 || len(ids) != total {
 		t.Fatalf("table holds %d distinct ids, want %d: %d missing, %d duplicated", len(ids), total, missing, dup)
+	}
+}
+
+// catchUp starts the daemon, waits until reached reports the table at the
+// log end, and stops it, which must be clean and quick.
+func (e *env) catchUp(cfg string, reached func() bool) {
+	e.t.Helper()
+	d := e.start(cfg)
+	waitFor(e.t, 3*time.Minute, "the table to catch up with the log end", func() bool {
+		if d.exited() {
+			e.t.Fatalf("daemon exited; log:\n%s", d.logTail())
+		}
+		return reached()
+	})
+	d.waitReady()
+	if code, took := d.stop(); code != 0 || took > 30*time.Second {
+		e.t.Fatalf("SIGTERM: exit code %d after %s; log:\n%s", code, took, d.logTail())
 	}
 }
 

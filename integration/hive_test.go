@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -156,19 +155,8 @@ func hiveIDs(t *testing.T, lk lake, root string) (map[string]int, int) {
 // record's positions at the log end.
 func checkHive(t *testing.T, e *env, lk lake, root string, total int) {
 	t.Helper()
-	ids, files := hiveIDs(t, lk, root)
-	missing, dup := 0, 0
-	for i := range total {
-		switch n := ids[fmt.Sprintf("e-%d", i)]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dup++
-		}
-	}
-	if missing > 0 || dup > 0 || len(ids) != total {
-		t.Fatalf("%d distinct ids in %d files: %d missing, %d duplicated (want %d)", len(ids), files, missing, dup, total)
-	}
+	ids, _ := hiveIDs(t, lk, root)
+	checkIDs(t, ids, total)
 	for rel := range lk.files(t, root) {
 		if strings.HasPrefix(rel, "_sluice/") && rel != "_sluice/checkpoint.json" {
 			t.Errorf("left behind: %s", rel)
@@ -211,17 +199,7 @@ func hiveCrashLoop(t *testing.T, e *env, lk lake, root, cfg string, total, kills
 		t.Logf("kill %d after %s; recorded positions %v", k+1, wait, hivePositions(t, lk, root, e.topic))
 	})
 	produced()
-	d := e.start(cfg)
-	waitFor(t, 3*time.Minute, "the table to catch up with the log end", func() bool {
-		if d.exited() {
-			t.Fatalf("daemon exited; log:\n%s", d.logTail())
-		}
-		return e.reached(e.topic, hivePositions(t, lk, root, e.topic))
-	})
-	d.waitReady()
-	if code, took := d.stop(); code != 0 || took > 30*time.Second {
-		t.Fatalf("SIGTERM: exit code %d after %s; log:\n%s", code, took, d.logTail())
-	}
+	e.catchUp(cfg, func() bool { return e.reached(e.topic, hivePositions(t, lk, root, e.topic)) })
 	checkHive(t, e, lk, root, total)
 }
 

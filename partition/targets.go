@@ -180,7 +180,7 @@ type MarkerStore interface {
 // a re-sent ready notice must not roll back. Updated notices always
 // rewrite it. When dir returns false the notice has no marker and
 // delivery succeeds at once.
-func NewMarker(dir func(Notice) (string, bool)) Target { return &marker{dir: dir, store: localStore{}} }
+func NewMarker(dir func(Notice) (string, bool)) Target { return &marker{dir: dir, store: LocalStore{}} }
 
 // NewMarkerIn is NewMarker on another file system (HDFS); dir returns
 // paths of that file system.
@@ -213,12 +213,14 @@ func (m *marker) Deliver(_ context.Context, n Notice) error {
 	return nil
 }
 
-// localStore is the local file system.
-type localStore struct{}
+// LocalStore is the local file system as a MarkerStore: files are written
+// to a temporary name in their directory, synced, renamed and the
+// directory synced.
+type LocalStore struct{}
 
-func (localStore) Stat(path string) (fs.FileInfo, error) { return os.Stat(filepath.FromSlash(path)) }
+func (LocalStore) Stat(path string) (fs.FileInfo, error) { return os.Stat(filepath.FromSlash(path)) }
 
-func (localStore) WriteFile(path string, data []byte) error {
+func (LocalStore) WriteFile(path string, data []byte) error {
 	path = filepath.FromSlash(path)
 	return writeAtomic(filepath.Dir(path), filepath.Base(path), data)
 }

@@ -6,46 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/sluicehq/sluice/partition"
 )
 
 // LocalFS is the local file system, for directory tables at file://
 // locations. Renames and writes are synced, as the commit protocol needs
-// them durable in order.
-type LocalFS struct{}
-
-func (LocalFS) WriteFile(path string, data []byte) (err error) {
-	path = filepath.FromSlash(path)
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
+// them durable in order; WriteFile and Stat are the notice markers'.
+type LocalFS struct{ partition.LocalStore }
 
 func (LocalFS) ReadFile(path string) ([]byte, error) { return os.ReadFile(filepath.FromSlash(path)) }
 
@@ -86,8 +54,6 @@ func (LocalFS) ReadDir(dir string) ([]fs.FileInfo, error) {
 	}
 	return out, nil
 }
-
-func (LocalFS) Stat(path string) (fs.FileInfo, error) { return os.Stat(filepath.FromSlash(path)) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
