@@ -57,7 +57,7 @@ func benchCmd(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	events := fs.Int64("events", 2_000_000, "events per case")
 	partitions := fs.Int("partitions", 8, "Kafka partitions")
-	cases := fs.String("cases", "fetch,encode,pipeline,compact,wide,proto,notices,cdc", "cases to run")
+	cases := fs.String("cases", "fetch,encode,pipeline,compact,wide,proto,notices,cdc,hdfs", "cases to run")
 	cdcRows := fs.Int64("cdc-rows", 1_000_000, "rows of the CDC snapshot case (the change stream is half as many)")
 	child := fs.String("child", "", "internal: run one case in this process")
 	broker := fs.String("broker", "", "internal: broker address for -child")
@@ -145,6 +145,15 @@ func benchCmd(args []string) error {
 		}
 		results = append(results, rs...)
 	}
+	var hdfsCP *hdfsCheckpoint
+	if has("hdfs") {
+		fmt.Fprintf(os.Stderr, "case hdfs...\n")
+		h, err := benchHDFS(100, 200*time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("case hdfs: %w", err)
+		}
+		hdfsCP = &h
+	}
 	var notices *noticeLatency
 	if has("notices") {
 		fmt.Fprintf(os.Stderr, "case notices...\n")
@@ -162,9 +171,10 @@ func benchCmd(args []string) error {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Cases   []benchResult  `json:"cases"`
-			Notices *noticeLatency `json:"notices,omitempty"`
-		}{results, notices})
+			Cases   []benchResult   `json:"cases"`
+			Notices *noticeLatency  `json:"notices,omitempty"`
+			HDFS    *hdfsCheckpoint `json:"hdfs,omitempty"`
+		}{results, notices, hdfsCP})
 	}
 	if len(results) > 0 {
 		printBench(os.Stdout, results, *partitions)
@@ -174,6 +184,9 @@ func benchCmd(args []string) error {
 	}
 	if notices != nil {
 		notices.print(os.Stdout)
+	}
+	if hdfsCP != nil {
+		hdfsCP.print(os.Stdout)
 	}
 	return nil
 }

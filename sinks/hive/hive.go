@@ -128,7 +128,7 @@ func Open(ctx context.Context, o Options) (*Table, error) {
 			return nil, fmt.Errorf("table %s: checkpoint record version %d is not supported", o.Name, rec.Version)
 		}
 		t.last = &rec
-		if err := t.publish(ctx, rec.Files); err != nil {
+		if err := t.publish(ctx, rec.Files, true); err != nil {
 			return nil, fmt.Errorf("table %s: finish checkpoint %d: %w", o.Name, rec.Checkpoint, err)
 		}
 	}
@@ -224,7 +224,7 @@ func (t *Table) Commit(ctx context.Context, files []iceberg.DataFile, props map[
 		}
 		t.last = rec
 	}
-	if err := t.publish(ctx, t.last.Files); err != nil {
+	if err := t.publish(ctx, t.last.Files, false); err != nil {
 		return 0, fmt.Errorf("table %s: checkpoint %d: %w", t.name, t.last.Checkpoint, err)
 	}
 	return t.last.Checkpoint, nil
@@ -249,12 +249,24 @@ func (t *Table) finalPath(fileURL string) (staged, final string, err error) {
 }
 
 // publish renames staged files into their partition directories, several
-// at a time. A file no longer staged but in place was renamed before.
-func (t *Table) publish(ctx context.Context, files []RecordFileEntry) error {
+// at a time. A file no longer staged but in place was renamed before. A
+// recovery looks before it renames: most files of the recorded checkpoint
+// are in place already, and a look is one NameNode call where a failed
+// rename costs four.
+func (t *Table) publish(ctx context.Context, files []RecordFileEntry, recovering bool) error {
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(t.renames)
 	for _, f := range files {
 		g.Go(func() error {
+			if recovering {
+				if _, err := t.fs.Stat(f.Staged); errors.Is(err, fs.ErrNotExist) {
+					if _, err := t.fs.Stat(f.Path); err != nil {
+						t.log.Warn("a committed file is missing: neither staged nor in its partition", "table", t.name,
+							"file", f.Path, "checkpoint", t.last.Checkpoint)
+					}
+					return nil
+				}
+			}
 			err := t.fs.Rename(f.Staged, f.Path)
 			if err == nil {
 				return nil
