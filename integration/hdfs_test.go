@@ -107,6 +107,15 @@ func TestHiveHDFSCrashLoop(t *testing.T) {
 	e := newEnv(t, 4, "events")
 	root := "/lake/events"
 	cfg := e.hiveConfig(lk.url(root), hdfsSection(`"`+c.Addr()+`"`))
+	// Notices of complete hours write _SUCCESS into their directories.
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withNotify := strings.Replace(string(text), "      format: hive\n", "      format: hive\n      notify:\n        targets: [{type: success_file}]\n", 1)
+	if err := os.WriteFile(cfg, []byte(withNotify), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	produced := produceDuring(t, e.addr, e.topic, total, 2000, 100*time.Millisecond, 200*time.Millisecond)
 
 	// While the daemon runs, a reader lists the table again and again: a
@@ -176,6 +185,13 @@ func TestHiveHDFSCrashLoop(t *testing.T) {
 	<-readerDone
 	checkHive(t, e, lk, root, total)
 	noUnderConstruction(t, c, root+"/")
+	// The events span hours 05 to 07: the first two are complete.
+	files := lk.files(t, root)
+	for hour, want := range map[string]bool{"05": true, "06": true, "07": false} {
+		if _, ok := files["dt=2026-11-23/hour="+hour+"/_SUCCESS"]; ok != want {
+			t.Errorf("_SUCCESS in hour %s: %t, want %t", hour, ok, want)
+		}
+	}
 }
 
 // TestHiveHDFSFaults runs a hive table on HDFS through injected faults —

@@ -134,3 +134,27 @@ func TestClientOptions(t *testing.T) {
 		})
 	}
 }
+
+// A Hadoop configuration directory names an HA nameservice's NameNodes.
+func TestHadoopConfDir(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/core-site.xml", []byte(`<configuration>
+<property><name>fs.defaultFS</name><value>hdfs://lake</value></property>
+</configuration>`), 0o644)
+	os.WriteFile(dir+"/hdfs-site.xml", []byte(`<configuration>
+<property><name>dfs.nameservices</name><value>lake</value></property>
+<property><name>dfs.ha.namenodes.lake</name><value>nn1,nn2</value></property>
+<property><name>dfs.namenode.rpc-address.lake.nn1</name><value>nn1.example.com:8020</value></property>
+<property><name>dfs.namenode.rpc-address.lake.nn2</name><value>nn2.example.com:8020</value></property>
+</configuration>`), 0o644)
+	o, err := clientOptions(Options{HadoopConfDir: dir, User: "etl"}, "lake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(o.Addresses) != "[nn1.example.com:8020 nn2.example.com:8020]" || o.User != "etl" {
+		t.Errorf("addresses %v, user %q", o.Addresses, o.User)
+	}
+	if _, err := clientOptions(Options{HadoopConfDir: dir + "/missing"}, ""); err == nil {
+		t.Error("a missing hadoop_conf_dir was accepted")
+	}
+}
