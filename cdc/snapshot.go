@@ -586,5 +586,10 @@ func MasterPosition(conn *client.Conn) (Position, error) {
 	if err != nil {
 		return Position{}, fmt.Errorf("snapshot: binary log position: %w", err)
 	}
-	return Position{File: file, Pos: uint32(pos)}, nil
+	// The client returns the text without copying it out of a buffer
+	// that Close hands back to a pool for the next result: a position kept
+	// after Close would change under the caller (bin.000001 read later as
+	// idn.000001), and a snapshot chunk waiting for that position would be
+	// skipped or applied early.
+	return Position{File: strings.Clone(file), Pos: uint32(pos)}, nil
 }

@@ -233,14 +233,15 @@ func TestHiveHDFSFaults(t *testing.T) {
 			before = rec["checkpoint"].(float64)
 		}
 		seen := 0
-		waitFor(t, 2*time.Minute, "a checkpoint after "+what, func() bool {
+		for deadline := time.Now().Add(2 * time.Minute); seen < 2; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint within 2m after %s; log:\n%s", what, d.logTail())
+			}
 			ensure()
-			r := hiveRecord(t, lk, root)
-			if r != nil && r["checkpoint"].(float64) > before {
+			if r := hiveRecord(t, lk, root); r != nil && r["checkpoint"].(float64) > before {
 				seen++
 			}
-			return seen >= 2
-		})
+		}
 	}
 	ensure()
 	committed("start")

@@ -209,8 +209,12 @@ func TestHiveLocalCrashLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash loop runs the real binary many times")
 	}
+	total, kills := 60_000, 4
+	if os.Getenv("SLUICE_SOAK") != "" {
+		total, kills = 500_000, 30
+	}
 	e := newEnv(t, 4, "events")
 	root := filepath.Join(e.dir, "lake", "events")
 	cfg := e.hiveConfig(localLake{}.url(root), "")
-	hiveCrashLoop(t, e, localLake{}, root, cfg, 60_000, 4)
+	hiveCrashLoop(t, e, localLake{}, root, cfg, total, kills)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,5 +163,6 @@ func (s *Server) Position(tb testing.TB) (file string, pos uint32) {
 	}
 	file, _ = res.GetString(0, 0)
 	p, _ := res.GetUint(0, 1)
-	return file, uint32(p)
+	// The client's text aliases a pooled buffer: copy it out.
+	return strings.Clone(file), uint32(p)
 }

@@ -100,6 +100,22 @@ func (dn *dataNode) serve(conn net.Conn) {
 	}
 }
 
+// readOp reads an operation and finds its block, refusing the operation
+// when the block is not this DataNode's.
+func readOp[Op interface {
+	proto.Message
+	GetHeader() *pb.ClientOperationHeaderProto
+}](dn *dataNode, conn net.Conn, r *bufio.Reader, op Op) (*block, error) {
+	if err := readDelimited(r, op); err != nil {
+		return nil, err
+	}
+	b, err := dn.opBlock(op.GetHeader())
+	if err != nil {
+		return nil, dn.refuse(conn, pb.Status_ERROR, err)
+	}
+	return b, nil
+}
+
 // opBlock finds the block an operation names, checking its identity.
 func (dn *dataNode) opBlock(h *pb.ClientOperationHeaderProto) (*block, error) {
 	eb := h.GetBaseHeader().GetBlock()
@@ -129,12 +145,9 @@ func (dn *dataNode) refuse(conn net.Conn, status pb.Status, err error) error {
 // verified and acknowledged, up to the empty last packet.
 func (dn *dataNode) writeBlock(conn net.Conn, r *bufio.Reader) error {
 	op := &pb.OpWriteBlockProto{}
-	if err := readDelimited(r, op); err != nil {
-		return err
-	}
-	b, err := dn.opBlock(op.GetHeader())
+	b, err := readOp(dn, conn, r, op)
 	if err != nil {
-		return dn.refuse(conn, pb.Status_ERROR, err)
+		return err
 	}
 	ns := dn.c.ns
 	ns.mu.Lock()
@@ -288,12 +301,9 @@ func readPacket(r *bufio.Reader) (*pb.PacketHeaderProto, []byte, []byte, error) 
 // last packet.
 func (dn *dataNode) readBlock(conn net.Conn, r *bufio.Reader) error {
 	op := &pb.OpReadBlockProto{}
-	if err := readDelimited(r, op); err != nil {
-		return err
-	}
-	b, err := dn.opBlock(op.GetHeader())
+	b, err := readOp(dn, conn, r, op)
 	if err != nil {
-		return dn.refuse(conn, pb.Status_ERROR, err)
+		return err
 	}
 	ns := dn.c.ns
 	ns.mu.Lock()

@@ -223,7 +223,11 @@ func (ic *ipcConn) call(frame []byte, standby bool) error {
 	case ic.c.arrive(method, srcOf(req), ic.user):
 		rerror = rerr(exIO, "injected failure of %s", method)
 	default:
+		// Calls are served one at a time, as the namespace's lock orders
+		// them; block data moves outside it, in the DataNodes.
+		ic.c.ns.mu.Lock()
 		out, rerror = h.serve(ic, req)
+		ic.c.ns.mu.Unlock()
 	}
 	if rerror != nil {
 		resp.Status = pb.RpcResponseHeaderProto_ERROR.Enum()
@@ -295,8 +299,6 @@ func (ic *ipcConn) getServerDefaults(_ *pb.GetServerDefaultsRequestProto) (*pb.G
 
 func (ic *ipcConn) getFileInfo(req *pb.GetFileInfoRequestProto) (*pb.GetFileInfoResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, _, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
@@ -309,8 +311,6 @@ func (ic *ipcConn) getFileInfo(req *pb.GetFileInfoRequestProto) (*pb.GetFileInfo
 
 func (ic *ipcConn) getListing(req *pb.GetListingRequestProto) (*pb.GetListingResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, _, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
@@ -340,8 +340,6 @@ func (ic *ipcConn) getListing(req *pb.GetListingRequestProto) (*pb.GetListingRes
 
 func (ic *ipcConn) mkdirs(req *pb.MkdirsRequestProto) (*pb.MkdirsResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, parent, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
@@ -379,8 +377,6 @@ func (ic *ipcConn) create(req *pb.CreateRequestProto) (*pb.CreateResponseProto, 
 	if req.GetClientName() == "" {
 		return nil, rerr(exIllegalArgument, "create without a client name")
 	}
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, parent, err := ns.lookup(src)
 	if err != nil {
 		return nil, err
@@ -417,8 +413,6 @@ func (ic *ipcConn) create(req *pb.CreateRequestProto) (*pb.CreateResponseProto, 
 
 func (ic *ipcConn) appendFile(req *pb.AppendRequestProto) (*pb.AppendResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, _, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
@@ -441,8 +435,6 @@ func (ic *ipcConn) appendFile(req *pb.AppendRequestProto) (*pb.AppendResponsePro
 
 func (ic *ipcConn) addBlock(req *pb.AddBlockRequestProto) (*pb.AddBlockResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	f, err := ns.heldFile(req.GetSrc(), req.GetClientName(), req.GetFileId())
 	if err != nil {
 		return nil, err
@@ -469,8 +461,6 @@ func (ic *ipcConn) addBlock(req *pb.AddBlockRequestProto) (*pb.AddBlockResponseP
 
 func (ic *ipcConn) updateBlockForPipeline(req *pb.UpdateBlockForPipelineRequestProto) (*pb.UpdateBlockForPipelineResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	eb := req.GetBlock()
 	b := ns.blocks[eb.GetBlockId()]
 	if b == nil || eb.GetPoolId() != poolID || eb.GetGenerationStamp() != b.gs {
@@ -489,8 +479,6 @@ func (ic *ipcConn) updateBlockForPipeline(req *pb.UpdateBlockForPipelineRequestP
 func (ic *ipcConn) complete(req *pb.CompleteRequestProto) (*pb.CompleteResponseProto, *remoteError) {
 	ns := ic.c.ns
 	delay := ic.c.replicationDelay()
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, _, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
@@ -516,8 +504,6 @@ func (ic *ipcConn) complete(req *pb.CompleteRequestProto) (*pb.CompleteResponseP
 func (ic *ipcConn) rename2(req *pb.Rename2RequestProto) (*pb.Rename2ResponseProto, *remoteError) {
 	ns := ic.c.ns
 	src, dst := req.GetSrc(), req.GetDst()
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, sparent, err := ns.lookup(src)
 	if err != nil {
 		return nil, err
@@ -554,8 +540,6 @@ func (ic *ipcConn) rename2(req *pb.Rename2RequestProto) (*pb.Rename2ResponseProt
 
 func (ic *ipcConn) deletePath(req *pb.DeleteRequestProto) (*pb.DeleteResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, parent, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
@@ -576,8 +560,6 @@ func (ic *ipcConn) deletePath(req *pb.DeleteRequestProto) (*pb.DeleteResponsePro
 
 func (ic *ipcConn) getBlockLocations(req *pb.GetBlockLocationsRequestProto) (*pb.GetBlockLocationsResponseProto, *remoteError) {
 	ns := ic.c.ns
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	node, _, err := ns.lookup(req.GetSrc())
 	if err != nil {
 		return nil, err
